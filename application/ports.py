@@ -1,0 +1,72 @@
+"""The ports: what the application needs from the outside world, as Protocols.
+
+Adapters implement them; the composition root (entrypoints/container.py) picks which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current instant, timezone-aware UTC."""
+        ...
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> UUID:
+        """A fresh, unguessable id."""
+        ...
+
+
+class TokenVerifier(Protocol):
+    def verify(self, token: str) -> dict[str, Any]:
+        """The claims of a valid bearer token; raises NotAuthenticated otherwise."""
+        ...
+
+
+class SqlCursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+
+class SqlDatabase(Protocol):
+    """The read-model database: the same database the events live in.
+
+    SQL uses `?` placeholders and the common subset of SQLite and PostgreSQL; the adapter
+    translates placeholders. `for_update` is the row-lock suffix (empty on SQLite, where a write
+    transaction already holds the database's single write lock).
+    """
+
+    dialect: Literal["sqlite", "postgresql"]
+    for_update: str
+
+    def transaction(self) -> AbstractContextManager[SqlCursor]:
+        """A write transaction: committed when the block ends, rolled back on error."""
+        ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only statement."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Content-addressed binary storage (photos): put returns nothing, get may return None."""
+
+    def put(self, tenant_id: UUID, sha256: str, content_type: str, data: bytes) -> None: ...
+
+    def get(self, tenant_id: UUID, sha256: str) -> tuple[str, bytes] | None: ...
+
+
