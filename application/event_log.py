@@ -166,13 +166,11 @@ class EventLog(Application[UUID]):
             return None
         return aggregate if isinstance(aggregate, cls) else None
 
-    def load_exact(self, cls: type[A], aggregate_id: UUID, expected_version: int | None) -> A | None:
-        """Like load, and enforces an If-Match version when the caller sent one."""
-        aggregate = self.load(cls, aggregate_id)
-        if aggregate is not None and expected_version is not None:
-            if aggregate.version != expected_version:
-                raise PreconditionFailed(expected_version, aggregate.version)
-        return aggregate
+    @staticmethod
+    def check_version(aggregate: Aggregate, expected_version: int | None) -> None:
+        """Enforce the caller's If-Match version, when it sent one."""
+        if expected_version is not None and aggregate.version != expected_version:
+            raise PreconditionFailed(expected_version, aggregate.version)
 
     def history(self, aggregate_id: UUID, *, up_to_version: int | None = None) -> list[Any]:
         """The aggregate's events in order (all, or up to a version)."""

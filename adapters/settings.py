@@ -1,0 +1,151 @@
+"""Settings from the environment (and a .env file), checked once at start-up.
+
+A bad setting stops start-up with one line that names it (SettingsError). Names are in API.md.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)  # Standard Webhooks
+
+
+class SettingsError(Exception):
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    jwt_secret: str
+    jwt_issuer: str = "workledger"
+    jwt_audience: str = "workledger"
+    jwks_url: str | None = None
+    redis_url: str | None = None
+    webhook_allow_private_targets: bool = False
+    webhook_retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    var_dir: Path = field(default_factory=lambda: Path("var"))
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> str:
+        return sqlite_path(self.database_url)
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///relative/file.db`, `sqlite:////abs/file.db` or `sqlite:///:memory:`."""
+    return url.removeprefix("sqlite:///")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
+    if environ is None:
+        if read_dotenv:
+            from dotenv import load_dotenv
+
+            load_dotenv(Path.cwd() / ".env", override=False)
+        environ = os.environ
+    env = {k: v for k, v in environ.items() if k.startswith("WORKLEDGER_")}
+    var_dir = Path(env.get("WORKLEDGER_VAR_DIR", "var"))
+    database_url = env.get("WORKLEDGER_DATABASE_URL") or f"sqlite:///{var_dir}/workledger.db"
+    _check_database_url(database_url)
+    jwks_url = env.get("WORKLEDGER_JWKS_URL") or None
+    if jwks_url and urlparse(jwks_url).scheme not in ("http", "https"):
+        raise SettingsError("WORKLEDGER_JWKS_URL", "must be an http(s) URL")
+    return Settings(
+        database_url=database_url,
+        jwt_secret=env.get("WORKLEDGER_JWT_SECRET") or _stored_secret(var_dir),
+        jwt_issuer=env.get("WORKLEDGER_JWT_ISSUER") or "workledger",
+        jwt_audience=env.get("WORKLEDGER_JWT_AUDIENCE") or "workledger",
+        jwks_url=jwks_url,
+        redis_url=_redis_url(env.get("WORKLEDGER_REDIS_URL")),
+        webhook_allow_private_targets=_bool(env, "WORKLEDGER_WEBHOOK_ALLOW_PRIVATE_TARGETS"),
+        webhook_retry_schedule=_schedule(env.get("WORKLEDGER_WEBHOOK_RETRY_SCHEDULE")),
+        var_dir=var_dir,
+    )
+
+
+def _check_database_url(url: str) -> None:
+    name = "WORKLEDGER_DATABASE_URL"
+    if url.startswith("sqlite:///"):
+        if not sqlite_path(url):
+            raise SettingsError(name, "a sqlite URL needs a file: sqlite:///var/workledger.db")
+        return
+    parsed = urlparse(url)
+    if parsed.scheme not in ("postgresql", "postgres"):
+        raise SettingsError(name, "must start with sqlite:/// or postgresql://")
+    if not parsed.hostname or not parsed.path.strip("/"):
+        raise SettingsError(name, "a postgresql URL needs a host and a database name")
+    try:
+        _ = parsed.port
+    except ValueError:
+        raise SettingsError(name, "the port is not a number") from None
+
+
+def postgres_parts(url: str) -> dict[str, str]:
+    """Connection parts of a postgresql:// URL, and `schema` from ?schema=."""
+    parsed = urlparse(url)
+    query = parse_qs(parsed.query)
+    return {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": str(parsed.port or 5432),
+        "user": unquote(parsed.username or ""),
+        "password": unquote(parsed.password or ""),
+        "dbname": parsed.path.strip("/"),
+        "schema": query.get("schema", [""])[0],
+    }
+
+
+def _stored_secret(var_dir: Path) -> str:
+    """The signing secret created once under var/, so tokens survive restarts."""
+    path = var_dir / "jwt-secret"
+    if path.exists():
+        secret = path.read_text().strip()
+        if len(secret) >= 32:
+            return secret
+    var_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret)
+    return secret
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(name, f"must be true or false, not {value!r}")
+
+
+def _redis_url(value: str | None) -> str | None:
+    if not value:
+        return None
+    if urlparse(value).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError("WORKLEDGER_REDIS_URL", "must be a redis:// or rediss:// URL")
+    return value
+
+
+def _schedule(value: str | None) -> tuple[int, ...]:
+    if not value:
+        return DEFAULT_RETRY_SCHEDULE
+    try:
+        schedule = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise SettingsError(
+            "WORKLEDGER_WEBHOOK_RETRY_SCHEDULE", "must be comma-separated whole seconds, e.g. 1,2,4"
+        ) from None
+    if not schedule or any(s < 0 for s in schedule):
+        raise SettingsError("WORKLEDGER_WEBHOOK_RETRY_SCHEDULE", "seconds must not be negative")
+    return schedule

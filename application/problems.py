@@ -1,0 +1,64 @@
+"""How each failure is told to a client: RFC 9457 problem details, status and stable code.
+
+Kept next to the errors (not in the HTTP layer) because bulk commands report per-item
+outcomes with the same statuses and codes a single request would get.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from application.errors import (
+    ApplicationError,
+    ConcurrentWrite,
+    Forbidden,
+    InvalidRequest,
+    NotAuthenticated,
+    NotFound,
+    PreconditionFailed,
+)
+from domain.errors import (
+    DomainError,
+    IllegalTransition,
+    InvalidValue,
+    KeyAlreadyClaimed,
+    TenantNotActive,
+)
+
+PROBLEM_BASE = "https://workledger.dev/problems/"
+
+_STATUS: list[tuple[type[Exception], int, str]] = [
+    (InvalidValue, 400, "Invalid input"),
+    (InvalidRequest, 400, "Invalid input"),
+    (NotAuthenticated, 401, "Not authenticated"),
+    (Forbidden, 403, "Forbidden"),
+    (TenantNotActive, 403, "Tenant not active"),
+    (NotFound, 404, "Not found"),
+    (KeyAlreadyClaimed, 409, "Already exists"),
+    (IllegalTransition, 409, "Illegal state transition"),
+    (ConcurrentWrite, 409, "Concurrent write"),
+    (PreconditionFailed, 412, "Precondition failed"),
+]
+
+
+def problem_for(error: DomainError | ApplicationError) -> dict[str, Any]:
+    """The problem+json body (without `instance`) for a domain or application error."""
+    status, title = 400, "Bad request"
+    for cls, cls_status, cls_title in _STATUS:
+        if isinstance(error, cls):
+            status, title = cls_status, cls_title
+            break
+    problem: dict[str, Any] = {
+        "type": PROBLEM_BASE + error.code,
+        "title": title,
+        "status": status,
+        "detail": error.message,
+        "code": error.code,
+    }
+    if isinstance(error, InvalidValue | InvalidRequest):
+        problem["errors"] = [{"field": error.field, "message": error.field_message}]
+    if isinstance(error, KeyAlreadyClaimed):
+        problem["errors"] = [{"field": error.field, "message": "already in use"}]
+    if isinstance(error, IllegalTransition):
+        problem["transition"] = {"action": error.action, "from": error.state}
+    return problem

@@ -1,0 +1,98 @@
+"""The composition root: the one place that picks adapters and wires the application (punq).
+
+Every entrypoint (HTTP app, worker, CLI) builds its object graph here. When tenants are spread
+over cells (a store per group of tenants), the choice of store per tenant belongs here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+import punq
+
+from adapters.blobs import SqlBlobStore
+from adapters.event_store import ensure_schema, open_event_log, postgres_conninfo
+from adapters.settings import Settings, postgres_parts
+from adapters.sql import PostgresDatabase, SqliteDatabase
+from adapters.system import RandomIds, SystemClock
+from adapters.tokens import JwtTokens
+from application.event_log import EventLog
+from application.people import PeopleCommands
+from application.ports import BlobStore, Clock, IdGenerator, SqlDatabase, TokenVerifier
+from application.queries import (
+    AuditQueries,
+    AuditReadModel,
+    PeopleQueries,
+    PeopleReadModel,
+    StateRenderer,
+    TenantQueries,
+    TenantReadModel,
+)
+from application.tenants import TenantCommands
+from projections.audit import AuditProjection, AuditView, render_state
+from projections.people import PeopleProjection, PeopleView
+from projections.runner import ProjectionRunner
+from projections.tenants import TenantsProjection, TenantsView
+
+T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    """The wired application, as entrypoints use it."""
+
+    settings: Settings
+    container: punq.Container
+    log: EventLog
+    db: SqlDatabase
+    projections: ProjectionRunner
+    tokens: JwtTokens
+
+    def get(self, cls: type[T]) -> T:
+        resolved: T = self.container.resolve(cls)
+        return resolved
+
+    def close(self) -> None:
+        self.db.close()
+        self.log.close()
+
+
+def open_database(settings: Settings) -> SqlDatabase:
+    if settings.is_postgres:
+        ensure_schema(settings)
+        schema = postgres_parts(settings.database_url)["schema"] or None
+        return PostgresDatabase(postgres_conninfo(settings), schema=schema)
+    return SqliteDatabase(settings.sqlite_path)
+
+
+def build(settings: Settings) -> Services:
+    log = open_event_log(settings)
+    db = open_database(settings)
+    blobs = SqlBlobStore(db)
+    blobs.setup()
+    runner = ProjectionRunner(log, db, [TenantsProjection(), PeopleProjection(), AuditProjection()])
+    runner.setup()
+    tokens = JwtTokens(
+        secret=settings.jwt_secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        jwks_url=settings.jwks_url,
+    )
+
+    c = punq.Container()
+    c.register(Settings, instance=settings)
+    c.register(EventLog, instance=log)
+    c.register(SqlDatabase, instance=db)
+    c.register(BlobStore, instance=blobs)
+    c.register(Clock, instance=SystemClock())
+    c.register(IdGenerator, instance=RandomIds())
+    c.register(TokenVerifier, instance=tokens)
+    c.register(ProjectionRunner, instance=runner)
+    c.register(TenantReadModel, instance=TenantsView(db))
+    c.register(PeopleReadModel, instance=PeopleView(db))
+    c.register(AuditReadModel, instance=AuditView(db))
+    c.register(StateRenderer, instance=render_state)
+    for service in (TenantCommands, PeopleCommands, TenantQueries, PeopleQueries, AuditQueries):
+        c.register(service, scope=punq.Scope.singleton)
+    return Services(
+        settings=settings, container=c, log=log, db=db, projections=runner, tokens=tokens
+    )

@@ -1,0 +1,52 @@
+"""Who is calling: the bearer token becomes a Principal, and the request a Context.
+
+The tenant a call acts in is the token's tenant. `?tenantId=` may only repeat it (403
+otherwise), except for platform-admin, who names the tenant to act in that way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Request
+
+from application.authorization import Principal, permissions_for
+from application.context import Context
+from application.errors import Forbidden, InvalidRequest, NotAuthenticated
+from application.ports import TokenVerifier
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    roles = tuple(str(r) for r in claims.get("roles", []))
+    tid = claims.get("tid")
+    return Principal(
+        subject=str(claims["sub"]), tenant_id=UUID(tid) if tid else None, roles=roles,
+        permissions=permissions_for(roles), auth_method="jwt",
+    )
+
+
+def authenticate(request: Request[Any, Any, Any], tokens: TokenVerifier) -> Principal:
+    header = request.headers.get("authorization")
+    if not header:
+        raise NotAuthenticated("send Authorization: Bearer <token>")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("the Authorization header must be 'Bearer <token>'")
+    return principal_from_claims(tokens.verify(token.strip()))
+
+
+def context_for(request: Request[Any, Any, Any], principal: Principal) -> Context:
+    tenant_id = principal.tenant_id
+    asked = request.query_params.get("tenantId")
+    if asked:
+        try:
+            asked_id = UUID(asked)
+        except ValueError:
+            raise InvalidRequest("tenantId", "must be a UUID") from None
+        if principal.is_platform_admin:
+            tenant_id = asked_id
+        elif asked_id != principal.tenant_id:
+            raise Forbidden("tenantId may only name your own tenant")
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    return Context(principal=principal, request_id=request_id, tenant_id=tenant_id)

@@ -1,0 +1,39 @@
+"""Dependencies every route shares: the wired services and the caller's context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.di import Provide
+
+from application.context import Context
+from application.results import Written
+from entrypoints.container import Services
+from entrypoints.http.auth import authenticate, context_for
+
+
+def services_of(request: Request[Any, Any, Any]) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def provide_ctx(request: Request[Any, Any, Any]) -> Context:
+    services = services_of(request)
+    return context_for(request, authenticate(request, services.tokens))
+
+
+def provide_services(request: Request[Any, Any, Any]) -> Services:
+    return services_of(request)
+
+
+def settled(services: Services, written: Written) -> Written:
+    """Read-your-writes: bring the read models up to the command's last event before answering."""
+    services.projections.catch_up(written.position)
+    return written
+
+
+DEPENDENCIES = {
+    "ctx": Provide(provide_ctx, sync_to_thread=False),
+    "services": Provide(provide_services, sync_to_thread=False),
+}

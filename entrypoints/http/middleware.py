@@ -1,0 +1,81 @@
+"""ASGI middleware: a request id on every request and response, and JSON-only write bodies."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import msgspec
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from application.problems import PROBLEM_BASE
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_WRITES = {b"POST", b"PUT", b"PATCH"}
+_BINARY_ROUTES = re.compile(r"/photo$")  # take raw image bytes, not JSON
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    """Echo a sane client X-Request-Id, else mint one; available as scope["state"]["request_id"]."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and _CLIENT_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+def json_body_middleware(app: ASGIApp) -> ASGIApp:
+    """A write with a body must say it is JSON (415 otherwise), before anything decodes it."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"].encode() in _WRITES
+            and not _BINARY_ROUTES.search(scope["path"])
+        ):
+            content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+            length = _header(scope, b"content-length")
+            has_body = content_type or (length not in (None, "0"))
+            if has_body and content_type != "application/json" and not content_type.endswith("+json"):
+                await _reject_415(scope, send, content_type)
+                return
+        await app(scope, receive, send)
+
+    return middleware
+
+
+async def _reject_415(scope: Scope, send: Send, content_type: str) -> None:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + "unsupported-media-type", "title": "Unsupported media type",
+        "status": 415, "detail": f"send the body as application/json, not {content_type!r}",
+        "instance": scope["path"], "code": "unsupported-media-type",
+    }
+    payload = msgspec.json.encode(body)
+    await send({
+        "type": "http.response.start", "status": 415,
+        "headers": [(b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(payload)).encode())],
+    })
+    await send({"type": "http.response.body", "body": payload})

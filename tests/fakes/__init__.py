@@ -1,0 +1,1 @@
+"""Fakes of the outside world for tests: real protocols, in-process, on loopback."""
