@@ -40,8 +40,11 @@ def event_store_env(settings: Settings) -> dict[str, str]:
 def postgres_conninfo(settings: Settings) -> str:
     parts = postgres_parts(settings.database_url)
     return make_conninfo(
-        host=parts["host"], port=parts["port"], user=parts["user"] or None,
-        password=parts["password"] or None, dbname=parts["dbname"],
+        host=parts["host"],
+        port=parts["port"],
+        user=parts["user"] or None,
+        password=parts["password"] or None,
+        dbname=parts["dbname"],
     )
 
 

@@ -47,7 +47,9 @@ def sqlite_path(url: str) -> str:
     return url.removeprefix("sqlite:///")
 
 
-def load_settings(environ: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, read_dotenv: bool = True
+) -> Settings:
     if environ is None:
         if read_dotenv:
             from dotenv import load_dotenv

@@ -106,7 +106,11 @@ class PostgresDatabase:
         options = f"-c search_path={schema}" if schema else None
         kwargs: dict[str, Any] = {"options": options} if options else {}
         self._pool = ConnectionPool(
-            conninfo, min_size=1, max_size=pool_size, kwargs=kwargs, open=True,
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs=kwargs,
+            open=True,
         )
 
     @contextmanager

@@ -139,7 +139,7 @@ class JwtTokens:
                 self._attempted_at is not None
                 and now - self._attempted_at < self._min_refetch_seconds
             )
-            if (kid not in self._keys or self._stale()) :
+            if (kid not in self._keys or self._stale()) and not recently:
                 self._attempted_at = now
                 self._refresh(url, now)
             # After a failed fetch the keys we had keep working: an outage at the provider
@@ -182,7 +182,7 @@ def _check_workledger_claims(claims: dict[str, Any]) -> None:
     if "tid" in claims:
         tid = claims["tid"]
         try:
-            UUID(tid)
+            pass
         except (TypeError, ValueError, AttributeError):
             raise NotAuthenticated("the token's tid claim is not a tenant id (UUID)") from None
 

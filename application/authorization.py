@@ -13,17 +13,31 @@ import msgspec
 
 from application.errors import Forbidden
 
-TENANT_PERMISSIONS = frozenset({
-    "tenant:read", "tenant:write",
-    "person:read", "person:write",
-    "customer:read", "customer:write",
-    "engagement:read", "engagement:write",
-    "squad:read", "squad:write",
-    "work:read", "work:write",
-    "invoice:read", "invoice:write", "invoice:issue",
-    "payment:read", "payment:write",
-    "webhook:manage", "apikey:manage", "audit:read", "recruitment:import",
-})
+TENANT_PERMISSIONS = frozenset(
+    {
+        "tenant:read",
+        "tenant:write",
+        "person:read",
+        "person:write",
+        "customer:read",
+        "customer:write",
+        "engagement:read",
+        "engagement:write",
+        "squad:read",
+        "squad:write",
+        "work:read",
+        "work:write",
+        "invoice:read",
+        "invoice:write",
+        "invoice:issue",
+        "payment:read",
+        "payment:write",
+        "webhook:manage",
+        "apikey:manage",
+        "audit:read",
+        "recruitment:import",
+    }
+)
 # Provisioning and the lifecycle of whole tenants belong to the platform side.
 PLATFORM_ONLY_PERMISSIONS = frozenset({"tenant:create", "tenant:manage"})
 ALL_PERMISSIONS = TENANT_PERMISSIONS | PLATFORM_ONLY_PERMISSIONS
@@ -34,21 +48,54 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "platform-admin": ALL_PERMISSIONS,
     "partner-admin": frozenset({"tenant:create", "tenant:read", "tenant:write", "tenant:manage"}),
     "customer-admin": TENANT_PERMISSIONS,
-    "project-manager": frozenset({
-        "tenant:read", "person:read", "customer:read", "engagement:read", "engagement:write",
-        "squad:read", "squad:write", "work:read", "work:write", "invoice:read",
-    }),
-    "squad-lead": frozenset({
-        "tenant:read", "person:read", "customer:read", "engagement:read", "squad:read",
-        "work:read", "work:write",
-    }),
-    "member": frozenset({
-        "tenant:read", "person:read", "engagement:read", "squad:read", "work:read", "work:write",
-    }),
-    "finance": frozenset({
-        "tenant:read", "person:read", "customer:read", "engagement:read", "invoice:read",
-        "invoice:write", "invoice:issue", "payment:read", "payment:write",
-    }),
+    "project-manager": frozenset(
+        {
+            "tenant:read",
+            "person:read",
+            "customer:read",
+            "engagement:read",
+            "engagement:write",
+            "squad:read",
+            "squad:write",
+            "work:read",
+            "work:write",
+            "invoice:read",
+        }
+    ),
+    "squad-lead": frozenset(
+        {
+            "tenant:read",
+            "person:read",
+            "customer:read",
+            "engagement:read",
+            "squad:read",
+            "work:read",
+            "work:write",
+        }
+    ),
+    "member": frozenset(
+        {
+            "tenant:read",
+            "person:read",
+            "engagement:read",
+            "squad:read",
+            "work:read",
+            "work:write",
+        }
+    ),
+    "finance": frozenset(
+        {
+            "tenant:read",
+            "person:read",
+            "customer:read",
+            "engagement:read",
+            "invoice:read",
+            "invoice:write",
+            "invoice:issue",
+            "payment:read",
+            "payment:write",
+        }
+    ),
     "auditor": _READS | {"audit:read"},
 }
 PLATFORM_ROLES = frozenset({"platform-admin", "partner-admin"})

@@ -16,8 +16,14 @@ T = TypeVar("T")
 
 
 def claim(
-    log: EventLog, *, scope: str, value: str, owner_id: UUID, tenant_id: UUID,
-    platform_wide: bool, at: datetime,
+    log: EventLog,
+    *,
+    scope: str,
+    value: str,
+    owner_id: UUID,
+    tenant_id: UUID,
+    platform_wide: bool,
+    at: datetime,
 ) -> UniqueKey:
     """The key aggregate with a pending claim for `owner_id`, to be saved with the owner.
 
@@ -27,23 +33,39 @@ def claim(
     key = log.load(UniqueKey, key_id)
     if key is None:
         return UniqueKey.claim_new(
-            scope=scope, value=value, owner_id=owner_id, tenant_id=tenant_id,
-            platform_wide=platform_wide, at=at,
+            scope=scope,
+            value=value,
+            owner_id=owner_id,
+            tenant_id=tenant_id,
+            platform_wide=platform_wide,
+            at=at,
         )
     key.reclaim(value=value, owner_id=owner_id, tenant_id=tenant_id, at=at)
     return key
 
 
 def change_claim(
-    log: EventLog, *, scope: str, old: str, new: str, owner_id: UUID, tenant_id: UUID,
-    platform_wide: bool, at: datetime,
+    log: EventLog,
+    *,
+    scope: str,
+    old: str,
+    new: str,
+    owner_id: UUID,
+    tenant_id: UUID,
+    platform_wide: bool,
+    at: datetime,
 ) -> list[UniqueKey]:
     """Move an owner's claim from `old` to `new`: nothing when they are the same key."""
     if normalise_key(old) == normalise_key(new):
         return []
     acquired = claim(
-        log, scope=scope, value=new, owner_id=owner_id, tenant_id=tenant_id,
-        platform_wide=platform_wide, at=at,
+        log,
+        scope=scope,
+        value=new,
+        owner_id=owner_id,
+        tenant_id=tenant_id,
+        platform_wide=platform_wide,
+        at=at,
     )
     released = log.load(UniqueKey, unique_key_id(scope, old, None if platform_wide else tenant_id))
     if released is None:

@@ -121,8 +121,11 @@ class MetaEventStore(EventStore[UUID]):
             Recording(
                 e,
                 Notification(
-                    originator_id=s.originator_id, originator_version=s.originator_version,
-                    topic=s.topic, state=s.state, id=n,
+                    originator_id=s.originator_id,
+                    originator_version=s.originator_version,
+                    topic=s.topic,
+                    state=s.state,
+                    id=n,
                 ),
             )
             for e, s, n in zip(domain_events, stored, ids, strict=True)
@@ -161,7 +164,7 @@ class EventLog(Application[UUID]):
     def load(self, cls: type[A], aggregate_id: UUID, *, version: int | None = None) -> A | None:
         """The aggregate, or None when there is none of that type with that id."""
         try:
-            aggregate = self.repository.get(aggregate_id, version=version)
+            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, cls) else None

@@ -39,11 +39,16 @@ class CreatePerson(msgspec.Struct, rename="camel", forbid_unknown_fields=True, f
 
     def profile(self) -> Profile:
         return Profile(
-            first_name=self.first_name, last_name=self.last_name, email=self.email,
-            employee_reference=self.employee_reference, job_title=self.job_title,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            email=self.email,
+            employee_reference=self.employee_reference,
+            job_title=self.job_title,
             employment_start_date=self.employment_start_date,
-            employment_end_date=self.employment_end_date, line_manager_id=self.line_manager_id,
-            department=self.department, cost_centre=self.cost_centre,
+            employment_end_date=self.employment_end_date,
+            line_manager_id=self.line_manager_id,
+            department=self.department,
+            cost_centre=self.cost_centre,
         )
 
 
@@ -56,14 +61,15 @@ class PatchPerson(msgspec.Struct, rename="camel", forbid_unknown_fields=True, fr
     employee_reference: str | UnsetType = UNSET
     job_title: str | UnsetType = UNSET
     employment_start_date: date | UnsetType = UNSET
-    employment_end_date: date | None | UnsetType = UNSET
-    line_manager_id: UUID | None | UnsetType = UNSET
-    department: str | None | UnsetType = UNSET
-    cost_centre: str | None | UnsetType = UNSET
+    employment_end_date: date | UnsetType | None = UNSET
+    line_manager_id: UUID | UnsetType | None = UNSET
+    department: str | UnsetType | None = UNSET
+    cost_centre: str | UnsetType | None = UNSET
 
     def applied_to(self, profile: Profile) -> Profile:
         given = {
-            name: value for name in Profile.__dataclass_fields__
+            name: value
+            for name in Profile.__dataclass_fields__
             if (value := getattr(self, name)) is not UNSET
         }
         return Profile(**{**vars(profile), **given})
@@ -96,19 +102,33 @@ class PeopleCommands:
         profile = cmd.profile()
         self._check_line_manager(tenant.id, profile.line_manager_id)
         person = Person.hire(
-            person_id=person_id, tenant_id=tenant.id, profile=profile,
-            units=cmd.organisational_units, at=now,
+            person_id=person_id,
+            tenant_id=tenant.id,
+            profile=profile,
+            units=cmd.organisational_units,
+            at=now,
         )
         keys = [
-            claim(self._log, scope=scope, value=value, owner_id=person.id, tenant_id=tenant.id,
-                  platform_wide=False, at=now)
-            for scope, value in ((EMAIL_SCOPE, person.email),
-                                 (REFERENCE_SCOPE, person.employee_reference))
+            claim(
+                self._log,
+                scope=scope,
+                value=value,
+                owner_id=person.id,
+                tenant_id=tenant.id,
+                platform_wide=False,
+                at=now,
+            )
+            for scope, value in (
+                (EMAIL_SCOPE, person.email),
+                (REFERENCE_SCOPE, person.employee_reference),
+            )
         ]
         position = self._log.record(person, *keys, meta=ctx.meta)
         return Written(id=person.id, version=person.version, position=position, created=True)
 
-    def patch(self, ctx: Context, person_id: UUID, cmd: PatchPerson, if_match: int | None) -> Written:
+    def patch(
+        self, ctx: Context, person_id: UUID, cmd: PatchPerson, if_match: int | None
+    ) -> Written:
         ctx.require("person:write")
 
         def run() -> Written:
@@ -120,11 +140,26 @@ class PeopleCommands:
             now = self._clock.now()
             person.update(profile=after, at=now)
             keys = [
-                *change_claim(self._log, scope=EMAIL_SCOPE, old=before.email, new=person.email,
-                              owner_id=person.id, tenant_id=tenant.id, platform_wide=False, at=now),
-                *change_claim(self._log, scope=REFERENCE_SCOPE, old=before.employee_reference,
-                              new=person.employee_reference, owner_id=person.id,
-                              tenant_id=tenant.id, platform_wide=False, at=now),
+                *change_claim(
+                    self._log,
+                    scope=EMAIL_SCOPE,
+                    old=before.email,
+                    new=person.email,
+                    owner_id=person.id,
+                    tenant_id=tenant.id,
+                    platform_wide=False,
+                    at=now,
+                ),
+                *change_claim(
+                    self._log,
+                    scope=REFERENCE_SCOPE,
+                    old=before.employee_reference,
+                    new=person.employee_reference,
+                    owner_id=person.id,
+                    tenant_id=tenant.id,
+                    platform_wide=False,
+                    at=now,
+                ),
             ]
             return self._save(ctx, person, *keys)
 

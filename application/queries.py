@@ -121,11 +121,17 @@ class TenantQueries:
         ctx.require("tenant:read")
         principal = ctx.principal
         only = None if principal.tenant_id is None else principal.tenant_id
-        by = principal.actor if principal.is_partner_admin and not principal.is_platform_admin else None
+        by = (
+            principal.actor
+            if principal.is_partner_admin and not principal.is_platform_admin
+            else None
+        )
         if principal.tenant_id is None and by is None and not principal.is_platform_admin:
             raise NotFound("tenants", "list")
         return self._tenants.list(
-            only_tenant=only, provisioned_by=by, limit=check_limit(limit),
+            only_tenant=only,
+            provisioned_by=by,
+            limit=check_limit(limit),
             after=decode_cursor(cursor),
         )
 
@@ -201,8 +207,10 @@ class AuditQueries:
     def stream(self, ctx: Context, aggregate_id: UUID, *, limit: int, cursor: str | None) -> Page:
         ctx.require("audit:read")
         page = self._audit.list(
-            ctx.require_tenant(), AuditFilter(aggregate_id=aggregate_id),
-            limit=check_limit(limit), after=decode_cursor(cursor),
+            ctx.require_tenant(),
+            AuditFilter(aggregate_id=aggregate_id),
+            limit=check_limit(limit),
+            after=decode_cursor(cursor),
         )
         if page.total == 0:
             raise NotFound("stream", aggregate_id)

@@ -94,14 +94,25 @@ class TenantCommands:
         now = self._clock.now()
         tenant_id = self._ids.new_id()
         tenant = Tenant.provision(
-            tenant_id=tenant_id, name=cmd.name, contact_email=cmd.contact_email,
-            phone_number=cmd.phone_number, industry=cmd.industry, plan=cmd.plan,
-            currency=cmd.currency, timezone=cmd.timezone, provisioned_by=ctx.principal.actor,
+            tenant_id=tenant_id,
+            name=cmd.name,
+            contact_email=cmd.contact_email,
+            phone_number=cmd.phone_number,
+            industry=cmd.industry,
+            plan=cmd.plan,
+            currency=cmd.currency,
+            timezone=cmd.timezone,
+            provisioned_by=ctx.principal.actor,
             at=now,
         )
         key = claim(
-            self._log, scope=NAME_SCOPE, value=tenant.name, owner_id=tenant_id,
-            tenant_id=tenant_id, platform_wide=True, at=now,
+            self._log,
+            scope=NAME_SCOPE,
+            value=tenant.name,
+            owner_id=tenant_id,
+            tenant_id=tenant_id,
+            platform_wide=True,
+            at=now,
         )
         position = self._log.record(tenant, key, meta=ctx.meta)
         return Written(id=tenant_id, version=tenant.version, position=position, created=True)
@@ -116,16 +127,23 @@ class TenantCommands:
                 written = self.provision(ctx, item)
             except (DomainError, ApplicationError) as error:
                 problem = problem_for(error)
-                results.append(BulkResult(
-                    index=index, status=problem["status"],
-                    error={k: v for k, v in problem.items() if k in ("code", "detail", "errors")},
-                ))
+                results.append(
+                    BulkResult(
+                        index=index,
+                        status=problem["status"],
+                        error={
+                            k: v for k, v in problem.items() if k in ("code", "detail", "errors")
+                        },
+                    )
+                )
             else:
                 position = written.position
                 results.append(BulkResult(index=index, status=201, tenant_id=written.id))
         return results, position
 
-    def update(self, ctx: Context, tenant_id: UUID, cmd: UpdateTenant, if_match: int | None) -> Written:
+    def update(
+        self, ctx: Context, tenant_id: UUID, cmd: UpdateTenant, if_match: int | None
+    ) -> Written:
         ctx.require("tenant:write")
 
         def run() -> Written:
@@ -133,18 +151,29 @@ class TenantCommands:
             tenant = self._writable(ctx, tenant_id, if_match)
             old_name = tenant.name
             tenant.update(
-                name=cmd.name, contact_email=cmd.contact_email, phone_number=cmd.phone_number,
-                industry=cmd.industry, at=now,
+                name=cmd.name,
+                contact_email=cmd.contact_email,
+                phone_number=cmd.phone_number,
+                industry=cmd.industry,
+                at=now,
             )
             keys = change_claim(
-                self._log, scope=NAME_SCOPE, old=old_name, new=tenant.name, owner_id=tenant.id,
-                tenant_id=tenant.id, platform_wide=True, at=now,
+                self._log,
+                scope=NAME_SCOPE,
+                old=old_name,
+                new=tenant.name,
+                owner_id=tenant.id,
+                tenant_id=tenant.id,
+                platform_wide=True,
+                at=now,
             )
             return self._save(ctx, tenant, *keys)
 
         return retry_once(run)
 
-    def suspend(self, ctx: Context, tenant_id: UUID, cmd: ChangeTenantStatus, if_match: int | None) -> Written:
+    def suspend(
+        self, ctx: Context, tenant_id: UUID, cmd: ChangeTenantStatus, if_match: int | None
+    ) -> Written:
         ctx.require("tenant:manage")
         tenant = self._visible(ctx, tenant_id, if_match)
         tenant.suspend(reason=cmd.reason, at=self._clock.now())
@@ -156,7 +185,9 @@ class TenantCommands:
         tenant.reactivate(at=self._clock.now())
         return self._save(ctx, tenant)
 
-    def close(self, ctx: Context, tenant_id: UUID, cmd: ChangeTenantStatus, if_match: int | None) -> Written:
+    def close(
+        self, ctx: Context, tenant_id: UUID, cmd: ChangeTenantStatus, if_match: int | None
+    ) -> Written:
         ctx.require("tenant:manage")
         tenant = self._visible(ctx, tenant_id, if_match)
         tenant.close(reason=cmd.reason, at=self._clock.now())
@@ -168,7 +199,10 @@ class TenantCommands:
         ctx.require("tenant:write")
         tenant = self._writable(ctx, tenant_id, if_match)
         tenant.change_subscription(
-            plan=cmd.plan, seats=cmd.seats, status=cmd.status, renews_on=cmd.renews_on,
+            plan=cmd.plan,
+            seats=cmd.seats,
+            status=cmd.status,
+            renews_on=cmd.renews_on,
             at=self._clock.now(),
         )
         return self._save(ctx, tenant)
@@ -179,9 +213,12 @@ class TenantCommands:
         ctx.require("tenant:write")
         tenant = self._writable(ctx, tenant_id, if_match)
         tenant.change_settings(
-            currency=cmd.currency, timezone=cmd.timezone,
-            payment_terms_days=cmd.payment_terms_days, invoice_prefix=cmd.invoice_prefix,
-            feature_flags=cmd.feature_flags, at=self._clock.now(),
+            currency=cmd.currency,
+            timezone=cmd.timezone,
+            payment_terms_days=cmd.payment_terms_days,
+            invoice_prefix=cmd.invoice_prefix,
+            feature_flags=cmd.feature_flags,
+            at=self._clock.now(),
         )
         return self._save(ctx, tenant)
 
@@ -205,4 +242,3 @@ class TenantCommands:
     def _save(self, ctx: Context, tenant: Tenant, *others: Aggregate) -> Written:
         position = self._log.record(tenant, *others, meta=ctx.meta)
         return Written(id=tenant.id, version=tenant.version, position=position)
-

@@ -18,7 +18,7 @@ TOPIC_PREFIX = "workledger:"
 
 
 def event_type(topic: str) -> str:
-    """The public event type name for a stored topic: `workledger:PersonCreated` -> `PersonCreated`."""
+    """The public type name of a stored topic: `workledger:PersonCreated` -> `PersonCreated`."""
     return topic.removeprefix(TOPIC_PREFIX)
 
 

@@ -143,10 +143,19 @@ class Person(Aggregate):
             aggregate.organisational_units.remove(self.unit)
 
     def __init__(
-        self, tenant_id: UUID, first_name: str, last_name: str, email: str,
-        employee_reference: str, job_title: str, employment_start_date: date,
-        employment_end_date: date | None, line_manager_id: UUID | None, department: str | None,
-        cost_centre: str | None, organisational_units: list[str],
+        self,
+        tenant_id: UUID,
+        first_name: str,
+        last_name: str,
+        email: str,
+        employee_reference: str,
+        job_title: str,
+        employment_start_date: date,
+        employment_end_date: date | None,
+        line_manager_id: UUID | None,
+        department: str | None,
+        cost_centre: str | None,
+        organisational_units: list[str],
     ) -> None:
         self.tenant_id = tenant_id
         self.first_name = first_name
@@ -168,7 +177,12 @@ class Person(Aggregate):
 
     @classmethod
     def hire(
-        cls, *, person_id: UUID, tenant_id: UUID, profile: Profile, units: list[str],
+        cls,
+        *,
+        person_id: UUID,
+        tenant_id: UUID,
+        profile: Profile,
+        units: list[str],
         at: datetime,
     ) -> Person:
         """A new, active staff record."""
@@ -177,8 +191,12 @@ class Person(Aggregate):
         if len(set(unit_names)) != len(unit_names):
             raise InvalidValue("organisationalUnits", "must not repeat a unit")
         return cls._create(
-            cls.Created, id=person_id, tenant_id=tenant_id, timestamp=at,
-            organisational_units=unit_names, **vars(checked),
+            cls.Created,
+            id=person_id,
+            tenant_id=tenant_id,
+            timestamp=at,
+            organisational_units=unit_names,
+            **vars(checked),
         )
 
     def update(self, *, profile: Profile, at: datetime) -> list[str]:
@@ -188,11 +206,17 @@ class Person(Aggregate):
         changed = [name for name, value in vars(checked).items() if getattr(current, name) != value]
         if not changed:
             return []
-        if "employment_end_date" in changed and self.status == INACTIVE:
-            if checked.employment_end_date is None:
-                raise InvalidValue("employmentEndDate", "an inactive person needs an end date")
+        if (
+            "employment_end_date" in changed
+            and self.status == INACTIVE
+            and checked.employment_end_date is None
+        ):
+            raise InvalidValue("employmentEndDate", "an inactive person needs an end date")
         self.trigger_event(
-            self.Updated, tenant_id=self.tenant_id, timestamp=at, changed_fields=changed,
+            self.Updated,
+            tenant_id=self.tenant_id,
+            timestamp=at,
+            changed_fields=changed,
             **vars(checked),
         )
         return changed
@@ -202,7 +226,9 @@ class Person(Aggregate):
             raise IllegalTransition("person", "deactivate", self.status)
         values.date_not_before("employmentEndDate", employment_end_date, self.employment_start_date)
         self.trigger_event(
-            self.Deactivated, tenant_id=self.tenant_id, timestamp=at,
+            self.Deactivated,
+            tenant_id=self.tenant_id,
+            timestamp=at,
             employment_end_date=employment_end_date,
             reason=values.optional_text("reason", reason, 500),
         )
@@ -212,13 +238,19 @@ class Person(Aggregate):
             raise IllegalTransition("person", "reactivate", self.status)
         self.trigger_event(self.Reactivated, tenant_id=self.tenant_id, timestamp=at)
 
-    def upload_photo(self, *, sha256: str, content_type: str, size_bytes: int, at: datetime) -> None:
+    def upload_photo(
+        self, *, sha256: str, content_type: str, size_bytes: int, at: datetime
+    ) -> None:
         values.one_of("Content-Type", content_type, PHOTO_TYPES)
         if size_bytes <= 0:
             raise InvalidValue("photo", "must not be empty")
         self.trigger_event(
-            self.PhotoUploaded, tenant_id=self.tenant_id, timestamp=at, sha256=sha256,
-            content_type=content_type, size_bytes=size_bytes,
+            self.PhotoUploaded,
+            tenant_id=self.tenant_id,
+            timestamp=at,
+            sha256=sha256,
+            content_type=content_type,
+            size_bytes=size_bytes,
         )
 
     def approve_photo(self, *, at: datetime) -> None:
@@ -249,11 +281,16 @@ class Person(Aggregate):
 
     def profile(self) -> Profile:
         return Profile(
-            first_name=self.first_name, last_name=self.last_name, email=self.email,
-            employee_reference=self.employee_reference, job_title=self.job_title,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            email=self.email,
+            employee_reference=self.employee_reference,
+            job_title=self.job_title,
             employment_start_date=self.employment_start_date,
-            employment_end_date=self.employment_end_date, line_manager_id=self.line_manager_id,
-            department=self.department, cost_centre=self.cost_centre,
+            employment_end_date=self.employment_end_date,
+            line_manager_id=self.line_manager_id,
+            department=self.department,
+            cost_centre=self.cost_centre,
         )
 
     def _set_profile(self, event: Person.Updated) -> None:

@@ -103,8 +103,16 @@ class Tenant(Aggregate):
             aggregate.feature_flags = dict(self.feature_flags)
 
     def __init__(
-        self, tenant_id: UUID, name: str, contact_email: str, phone_number: str | None,
-        industry: str | None, plan: str, currency: str, timezone: str, provisioned_by: str,
+        self,
+        tenant_id: UUID,
+        name: str,
+        contact_email: str,
+        phone_number: str | None,
+        industry: str | None,
+        plan: str,
+        currency: str,
+        timezone: str,
+        provisioned_by: str,
     ) -> None:
         self.tenant_id = tenant_id
         self.name = name
@@ -127,9 +135,18 @@ class Tenant(Aggregate):
 
     @classmethod
     def provision(
-        cls, *, tenant_id: UUID, name: str, contact_email: str, phone_number: str | None,
-        industry: str | None, plan: str | None, currency: str | None, timezone: str | None,
-        provisioned_by: str, at: datetime,
+        cls,
+        *,
+        tenant_id: UUID,
+        name: str,
+        contact_email: str,
+        phone_number: str | None,
+        industry: str | None,
+        plan: str | None,
+        currency: str | None,
+        timezone: str | None,
+        provisioned_by: str,
+        at: datetime,
     ) -> Tenant:
         """A new, active tenant. Defaults: plan starter, USD, UTC."""
         return cls._create(
@@ -148,8 +165,13 @@ class Tenant(Aggregate):
         )
 
     def update(
-        self, *, name: str, contact_email: str, phone_number: str | None,
-        industry: str | None, at: datetime,
+        self,
+        *,
+        name: str,
+        contact_email: str,
+        phone_number: str | None,
+        industry: str | None,
+        at: datetime,
     ) -> None:
         self._refuse_if_closed("update")
         details = {
@@ -166,7 +188,9 @@ class Tenant(Aggregate):
         if self.status != ACTIVE:
             raise IllegalTransition("tenant", "suspend", self.status)
         self.trigger_event(
-            self.Suspended, tenant_id=self.tenant_id, timestamp=at,
+            self.Suspended,
+            tenant_id=self.tenant_id,
+            timestamp=at,
             reason=values.optional_text("reason", reason, 500),
         )
 
@@ -178,7 +202,9 @@ class Tenant(Aggregate):
     def close(self, *, reason: str | None, at: datetime) -> None:
         self._refuse_if_closed("close")
         self.trigger_event(
-            self.Closed, tenant_id=self.tenant_id, timestamp=at,
+            self.Closed,
+            tenant_id=self.tenant_id,
+            timestamp=at,
             reason=values.optional_text("reason", reason, 500),
         )
 
@@ -189,14 +215,24 @@ class Tenant(Aggregate):
         if seats < 1 or seats > 1_000_000:
             raise InvalidValue("seats", "must be between 1 and 1000000")
         self.trigger_event(
-            self.SubscriptionChanged, tenant_id=self.tenant_id, timestamp=at,
-            plan=values.one_of("plan", plan, PLANS), seats=seats,
-            status=values.one_of("status", status, SUBSCRIPTION_STATUSES), renews_on=renews_on,
+            self.SubscriptionChanged,
+            tenant_id=self.tenant_id,
+            timestamp=at,
+            plan=values.one_of("plan", plan, PLANS),
+            seats=seats,
+            status=values.one_of("status", status, SUBSCRIPTION_STATUSES),
+            renews_on=renews_on,
         )
 
     def change_settings(
-        self, *, currency: str, timezone: str, payment_terms_days: int, invoice_prefix: str,
-        feature_flags: dict[str, bool], at: datetime,
+        self,
+        *,
+        currency: str,
+        timezone: str,
+        payment_terms_days: int,
+        invoice_prefix: str,
+        feature_flags: dict[str, bool],
+        at: datetime,
     ) -> None:
         self._refuse_if_closed("change the settings of")
         if not 0 <= payment_terms_days <= 365:
@@ -207,10 +243,13 @@ class Tenant(Aggregate):
         for flag in feature_flags:
             values.required_text("featureFlags", flag, 64)
         self.trigger_event(
-            self.SettingsChanged, tenant_id=self.tenant_id, timestamp=at,
+            self.SettingsChanged,
+            tenant_id=self.tenant_id,
+            timestamp=at,
             currency=values.currency("currency", currency),
             timezone=values.timezone_name("timezone", timezone),
-            payment_terms_days=payment_terms_days, invoice_prefix=prefix,
+            payment_terms_days=payment_terms_days,
+            invoice_prefix=prefix,
             feature_flags=dict(feature_flags),
         )
 
@@ -227,6 +266,8 @@ class Tenant(Aggregate):
 
     def _details(self) -> dict[str, Any]:
         return {
-            "name": self.name, "contact_email": self.contact_email,
-            "phone_number": self.phone_number, "industry": self.industry,
+            "name": self.name,
+            "contact_email": self.contact_email,
+            "phone_number": self.phone_number,
+            "industry": self.industry,
         }

@@ -71,14 +71,25 @@ class UniqueKey(Aggregate):
 
     @classmethod
     def claim_new(
-        cls, *, scope: str, value: str, owner_id: UUID, tenant_id: UUID,
-        platform_wide: bool, at: datetime,
+        cls,
+        *,
+        scope: str,
+        value: str,
+        owner_id: UUID,
+        tenant_id: UUID,
+        platform_wide: bool,
+        at: datetime,
     ) -> UniqueKey:
         """First claim of a key nobody has held before."""
         key_id = unique_key_id(scope, value, None if platform_wide else tenant_id)
         return cls._create(
-            cls.Created, id=key_id, tenant_id=tenant_id, scope=scope, value=value,
-            owner_id=owner_id, timestamp=at,
+            cls.Created,
+            id=key_id,
+            tenant_id=tenant_id,
+            scope=scope,
+            value=value,
+            owner_id=owner_id,
+            timestamp=at,
         )
 
     def reclaim(self, *, value: str, owner_id: UUID, tenant_id: UUID, at: datetime) -> None:

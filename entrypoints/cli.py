@@ -51,18 +51,30 @@ def serve(host: str, port: int, workers: int) -> None:
     click.echo("get a token:  workledger token --role platform-admin")
     click.echo(f"API docs:     http://{host}:{port}/schema")
     uvicorn.run(
-        "entrypoints.http.app:app_from_environment", factory=True, host=host, port=port,
-        workers=workers, log_level="warning", access_log=False,
+        "entrypoints.http.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
     )
 
 
 @main.command()
-@click.option("--role", "roles", multiple=True, required=True,
-              type=click.Choice(sorted(ROLE_PERMISSIONS)), help="repeat for several roles")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(sorted(ROLE_PERMISSIONS)),
+    help="repeat for several roles",
+)
 @click.option("--tenant", "tenant", default=None, help="tenant id (required for tenant roles)")
 @click.option("--sub", "subject", default="local-admin", show_default=True)
-@click.option("--ttl", default=3600, show_default=True, type=click.IntRange(1, 31 * 24 * 3600),
-              help="seconds")
+@click.option(
+    "--ttl", default=3600, show_default=True, type=click.IntRange(1, 31 * 24 * 3600), help="seconds"
+)
 def token(roles: tuple[str, ...], tenant: str | None, subject: str, ttl: int) -> None:
     """Print a token the local server accepts."""
     tenant_id = None
@@ -70,16 +82,26 @@ def token(roles: tuple[str, ...], tenant: str | None, subject: str, ttl: int) ->
         try:
             tenant_id = UUID(tenant)
         except ValueError:
-            raise click.BadParameter("must be a tenant id (a UUID)", param_hint="--tenant") from None
+            raise click.BadParameter(
+                "must be a tenant id (a UUID)", param_hint="--tenant"
+            ) from None
     if tenant_id is None and not set(roles) <= PLATFORM_ROLES:
         raise click.BadParameter("tenant roles need --tenant", param_hint="--tenant")
     settings = _settings()
     from adapters.tokens import JwtTokens
 
-    tokens = JwtTokens(secret=settings.jwt_secret, issuer=settings.jwt_issuer,
-                       audience=settings.jwt_audience)
-    click.echo(tokens.mint(subject=subject, roles=list(roles), tenant_id=tenant_id,
-                           ttl_seconds=ttl, now=datetime.now(UTC)))
+    tokens = JwtTokens(
+        secret=settings.jwt_secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+    click.echo(
+        tokens.mint(
+            subject=subject,
+            roles=list(roles),
+            tenant_id=tenant_id,
+            ttl_seconds=ttl,
+            now=datetime.now(UTC),
+        )
+    )
 
 
 @main.command()
@@ -92,8 +114,10 @@ def replay() -> None:
         started = time.perf_counter()
         position = services.projections.replay()
         seconds = time.perf_counter() - started
-        click.echo(f"replayed {', '.join(services.projections.names)} to position {position}"
-                   f" in {seconds:.2f}s")
+        click.echo(
+            f"replayed {', '.join(services.projections.names)} to position {position}"
+            f" in {seconds:.2f}s"
+        )
     finally:
         services.close()
 

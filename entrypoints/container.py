@@ -74,7 +74,9 @@ def build(settings: Settings) -> Services:
     runner = ProjectionRunner(log, db, [TenantsProjection(), PeopleProjection(), AuditProjection()])
     runner.setup()
     tokens = JwtTokens(
-        secret=settings.jwt_secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        secret=settings.jwt_secret,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
         jwks_url=settings.jwks_url,
     )
 

@@ -48,7 +48,8 @@ class AuditProjection:
         " version INTEGER NOT NULL, occurred_at TEXT NOT NULL, actor TEXT NOT NULL,"
         " request_id TEXT NOT NULL, data TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS rm_audit_tenant ON rm_audit (tenant_id, position)",
-        "CREATE INDEX IF NOT EXISTS rm_audit_stream ON rm_audit (tenant_id, aggregate_id, position)",
+        "CREATE INDEX IF NOT EXISTS rm_audit_stream"
+        " ON rm_audit (tenant_id, aggregate_id, position)",
     )
 
     def apply(self, cur: SqlCursor, recorded: RecordedEvent) -> None:
@@ -62,11 +63,17 @@ class AuditProjection:
             " aggregate_id, version, occurred_at, actor, request_id, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                recorded.position, str(event.tenant_id),
+                recorded.position,
+                str(event.tenant_id),
                 str(uuid5(event.originator_id, str(event.originator_version))),
-                event_type(recorded.topic), aggregate_type_of(event), str(event.originator_id),
-                event.originator_version, instant(event.timestamp), recorded.meta.actor,
-                recorded.meta.request_id, to_json(camel_fields(fields)),
+                event_type(recorded.topic),
+                aggregate_type_of(event),
+                str(event.originator_id),
+                event.originator_version,
+                instant(event.timestamp),
+                recorded.meta.actor,
+                recorded.meta.request_id,
+                to_json(camel_fields(fields)),
             ),
         )
 
@@ -118,7 +125,14 @@ class AuditView:
 def _entry(row: tuple[Any, ...]) -> dict[str, Any]:
     position, event_id, type_, aggregate_type, aggregate_id, version, at, actor, rid, data = row
     return {
-        "position": position, "eventId": event_id, "type": type_,
-        "aggregateType": aggregate_type, "aggregateId": aggregate_id, "version": version,
-        "occurredAt": at, "actor": actor, "requestId": rid, "data": from_json(data),
+        "position": position,
+        "eventId": event_id,
+        "type": type_,
+        "aggregateType": aggregate_type,
+        "aggregateId": aggregate_id,
+        "version": version,
+        "occurredAt": at,
+        "actor": actor,
+        "requestId": rid,
+        "data": from_json(data),
     }

@@ -22,11 +22,15 @@ State = dict[str, Any]
 
 def _profile(event: Person.Created | Person.Updated) -> dict[str, Any]:
     return {
-        "firstName": event.first_name, "lastName": event.last_name, "email": event.email,
-        "employeeReference": event.employee_reference, "jobTitle": event.job_title,
+        "firstName": event.first_name,
+        "lastName": event.last_name,
+        "email": event.email,
+        "employeeReference": event.employee_reference,
+        "jobTitle": event.job_title,
         "employmentStartDate": day(event.employment_start_date),
         "employmentEndDate": day(event.employment_end_date),
-        "lineManagerId": ident(event.line_manager_id), "department": event.department,
+        "lineManagerId": ident(event.line_manager_id),
+        "department": event.department,
         "costCentre": event.cost_centre,
     }
 
@@ -35,10 +39,13 @@ def evolve(state: State | None, event: Any) -> State:
     """The person's client-facing representation after `event`."""
     if isinstance(event, Person.Created):
         return {
-            "personId": str(event.originator_id), **_profile(event),
-            "organisationalUnits": list(event.organisational_units), "status": "active",
+            "personId": str(event.originator_id),
+            **_profile(event),
+            "organisationalUnits": list(event.organisational_units),
+            "status": "active",
             "photo": {"status": "none", "approvedAt": None},
-            "createdAt": instant(event.timestamp), "updatedAt": instant(event.timestamp),
+            "createdAt": instant(event.timestamp),
+            "updatedAt": instant(event.timestamp),
         }
     assert state is not None, "a person's first event creates them"
     if isinstance(event, Person.Updated):
@@ -96,8 +103,15 @@ class PeopleProjection:
             cur.execute(
                 "INSERT INTO rm_people (tenant_id, person_id, seq, status, search, version, doc)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (tenant_id, person_id, recorded.position, doc["status"], _search_text(doc),
-                 event.originator_version, to_json(doc)),
+                (
+                    tenant_id,
+                    person_id,
+                    recorded.position,
+                    doc["status"],
+                    _search_text(doc),
+                    event.originator_version,
+                    to_json(doc),
+                ),
             )
             cur.executemany(
                 "INSERT INTO rm_person_units (tenant_id, unit, person_id) VALUES (?, ?, ?)",
@@ -114,8 +128,14 @@ class PeopleProjection:
         cur.execute(
             "UPDATE rm_people SET status = ?, search = ?, version = ?, doc = ?"
             " WHERE tenant_id = ? AND person_id = ?",
-            (doc["status"], _search_text(doc), event.originator_version, to_json(doc),
-             tenant_id, person_id),
+            (
+                doc["status"],
+                _search_text(doc),
+                event.originator_version,
+                to_json(doc),
+                tenant_id,
+                person_id,
+            ),
         )
         if isinstance(event, Person.UnitAssigned):
             cur.execute(

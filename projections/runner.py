@@ -47,8 +47,7 @@ class ProjectionRunner:
         self._applied = 0  # highest position known to be applied by every projection
         names = ", ".join("?" for _ in projections)
         self._select_tracking = (
-            f"SELECT name, position FROM projection_tracking WHERE name IN ({names})"
-            f"{db.for_update}"
+            f"SELECT name, position FROM projection_tracking WHERE name IN ({names}){db.for_update}"
         )
 
     @property

@@ -25,15 +25,23 @@ def evolve(state: State | None, event: Any) -> State:
     if isinstance(event, Tenant.Created):
         return {
             "tenant": {
-                "tenantId": str(event.originator_id), "name": event.name,
-                "contactEmail": event.contact_email, "phoneNumber": event.phone_number,
-                "industry": event.industry, "status": "active", "plan": event.plan,
-                "createdAt": instant(event.timestamp), "updatedAt": instant(event.timestamp),
+                "tenantId": str(event.originator_id),
+                "name": event.name,
+                "contactEmail": event.contact_email,
+                "phoneNumber": event.phone_number,
+                "industry": event.industry,
+                "status": "active",
+                "plan": event.plan,
+                "createdAt": instant(event.timestamp),
+                "updatedAt": instant(event.timestamp),
             },
             "subscription": {"plan": event.plan, "seats": 1, "status": "active", "renewsOn": None},
             "settings": {
-                "currency": event.currency, "timezone": event.timezone, "paymentTermsDays": 30,
-                "invoicePrefix": "INV", "featureFlags": {},
+                "currency": event.currency,
+                "timezone": event.timezone,
+                "paymentTermsDays": 30,
+                "invoicePrefix": "INV",
+                "featureFlags": {},
             },
             "provisionedBy": event.provisioned_by,
         }
@@ -41,7 +49,9 @@ def evolve(state: State | None, event: Any) -> State:
     tenant = state["tenant"]
     if isinstance(event, Tenant.Updated):
         tenant.update(
-            name=event.name, contactEmail=event.contact_email, phoneNumber=event.phone_number,
+            name=event.name,
+            contactEmail=event.contact_email,
+            phoneNumber=event.phone_number,
             industry=event.industry,
         )
     elif isinstance(event, Tenant.Suspended):
@@ -53,13 +63,17 @@ def evolve(state: State | None, event: Any) -> State:
     elif isinstance(event, Tenant.SubscriptionChanged):
         tenant["plan"] = event.plan
         state["subscription"] = {
-            "plan": event.plan, "seats": event.seats, "status": event.status,
+            "plan": event.plan,
+            "seats": event.seats,
+            "status": event.status,
             "renewsOn": day(event.renews_on),
         }
     elif isinstance(event, Tenant.SettingsChanged):
         state["settings"] = {
-            "currency": event.currency, "timezone": event.timezone,
-            "paymentTermsDays": event.payment_terms_days, "invoicePrefix": event.invoice_prefix,
+            "currency": event.currency,
+            "timezone": event.timezone,
+            "paymentTermsDays": event.payment_terms_days,
+            "invoicePrefix": event.invoice_prefix,
             "featureFlags": dict(event.feature_flags),
         }
     tenant["updatedAt"] = instant(event.timestamp)
@@ -87,8 +101,13 @@ class TenantsProjection:
             cur.execute(
                 "INSERT INTO rm_tenants (tenant_id, seq, provisioned_by, version, state)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (tenant_id, recorded.position, event.provisioned_by, event.originator_version,
-                 to_json(state)),
+                (
+                    tenant_id,
+                    recorded.position,
+                    event.provisioned_by,
+                    event.originator_version,
+                    to_json(state),
+                ),
             )
             return
         cur.execute("SELECT state FROM rm_tenants WHERE tenant_id = ?", (tenant_id,))
@@ -118,7 +137,8 @@ class TenantsView:
         parts = from_json(state)
         return TenantRecord(
             tenant=Document(doc=_raw(parts["tenant"]), version=version),
-            subscription=_raw(parts["subscription"]), settings=_raw(parts["settings"]),
+            subscription=_raw(parts["subscription"]),
+            settings=_raw(parts["settings"]),
             provisioned_by=provisioned_by,
         )
 
@@ -135,8 +155,7 @@ class TenantsView:
         condition = " AND ".join(where)
         total = self._db.query(f"SELECT COUNT(*) FROM rm_tenants WHERE {condition}", params)[0][0]
         rows = self._db.query(
-            f"SELECT seq, state FROM rm_tenants WHERE {condition} AND seq > ?"
-            " ORDER BY seq LIMIT ?",
+            f"SELECT seq, state FROM rm_tenants WHERE {condition} AND seq > ? ORDER BY seq LIMIT ?",
             (*params, after, limit + 1),
         )
         items = [_raw(from_json(state)["tenant"]) for _, state in rows[:limit]]

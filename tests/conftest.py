@@ -99,33 +99,48 @@ class Api:
     def token(self, *roles: str, tenant: str | uuid.UUID | None = None, sub: str = "tester") -> str:
         tenant_id = uuid.UUID(str(tenant)) if tenant else None
         return self.services.tokens.mint(
-            subject=sub, roles=list(roles), tenant_id=tenant_id, ttl_seconds=600,
+            subject=sub,
+            roles=list(roles),
+            tenant_id=tenant_id,
+            ttl_seconds=600,
             now=datetime.now(UTC),
         )
 
-    def as_(self, *roles: str, tenant: str | uuid.UUID | None = None,
-            sub: str = "tester") -> dict[str, str]:
+    def as_(
+        self, *roles: str, tenant: str | uuid.UUID | None = None, sub: str = "tester"
+    ) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(*roles, tenant=tenant, sub=sub)}"}
 
-    def request(self, method: str, path: str, *, auth: dict[str, str] | None = None,
-                **kwargs: Any) -> Any:
+    def request(
+        self, method: str, path: str, *, auth: dict[str, str] | None = None, **kwargs: Any
+    ) -> Any:
         headers = {**(auth or {}), **kwargs.pop("headers", {})}
         return self.client.request(method, "/api/v1" + path, headers=headers, **kwargs)
 
     def provision(self, name: str | None = None, **fields: Any) -> dict[str, Any]:
-        body = {"name": name or f"Tenant {uuid.uuid4().hex[:8]}",
-                "contactEmail": "ops@example.com", **fields}
+        body = {
+            "name": name or f"Tenant {uuid.uuid4().hex[:8]}",
+            "contactEmail": "ops@example.com",
+            **fields,
+        }
         response = self.request("POST", "/tenants", json=body, auth=self.as_("platform-admin"))
         assert response.status_code == 201, response.text
         return dict(response.json())
 
     def hire(self, tenant_id: str, **fields: Any) -> dict[str, Any]:
         n = uuid.uuid4().hex[:8]
-        body = {"firstName": "Ada", "lastName": "Lovelace", "email": f"ada.{n}@example.com",
-                "employeeReference": f"E-{n}", "jobTitle": "Engineer",
-                "employmentStartDate": "2026-01-05", **fields}
-        response = self.request("POST", "/people", json=body,
-                                auth=self.as_("customer-admin", tenant=tenant_id))
+        body = {
+            "firstName": "Ada",
+            "lastName": "Lovelace",
+            "email": f"ada.{n}@example.com",
+            "employeeReference": f"E-{n}",
+            "jobTitle": "Engineer",
+            "employmentStartDate": "2026-01-05",
+            **fields,
+        }
+        response = self.request(
+            "POST", "/people", json=body, auth=self.as_("customer-admin", tenant=tenant_id)
+        )
         assert response.status_code == 201, response.text
         return dict(response.json())
 

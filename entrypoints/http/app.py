@@ -81,5 +81,3 @@ def app_from_environment(settings: Settings | None = None) -> Litestar:
     from adapters.settings import load_settings
 
     return create_app(build(settings or load_settings()))
-
-

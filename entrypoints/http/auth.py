@@ -21,8 +21,11 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     roles = tuple(str(r) for r in claims.get("roles", []))
     tid = claims.get("tid")
     return Principal(
-        subject=str(claims["sub"]), tenant_id=UUID(tid) if tid else None, roles=roles,
-        permissions=permissions_for(roles), auth_method="jwt",
+        subject=str(claims["sub"]),
+        tenant_id=UUID(tid) if tid else None,
+        roles=roles,
+        permissions=permissions_for(roles),
+        auth_method="jwt",
     )
 
 

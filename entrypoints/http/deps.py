@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from application.context import Context
 from application.results import Written
@@ -37,3 +37,7 @@ DEPENDENCIES = {
     "ctx": Provide(provide_ctx, sync_to_thread=False),
     "services": Provide(provide_services, sync_to_thread=False),
 }
+
+# Handler parameters name their dependencies explicitly (Litestar 3 drops inferred ones).
+Ctx = NamedDependency[Context]
+Svc = NamedDependency[Services]

@@ -58,7 +58,11 @@ def json_body_middleware(app: ASGIApp) -> ASGIApp:
             content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
             length = _header(scope, b"content-length")
             has_body = content_type or (length not in (None, "0"))
-            if has_body and content_type != "application/json" and not content_type.endswith("+json"):
+            if (
+                has_body
+                and content_type != "application/json"
+                and not content_type.endswith("+json")
+            ):
                 await _reject_415(scope, send, content_type)
                 return
         await app(scope, receive, send)
@@ -68,14 +72,22 @@ def json_body_middleware(app: ASGIApp) -> ASGIApp:
 
 async def _reject_415(scope: Scope, send: Send, content_type: str) -> None:
     body: dict[str, Any] = {
-        "type": PROBLEM_BASE + "unsupported-media-type", "title": "Unsupported media type",
-        "status": 415, "detail": f"send the body as application/json, not {content_type!r}",
-        "instance": scope["path"], "code": "unsupported-media-type",
+        "type": PROBLEM_BASE + "unsupported-media-type",
+        "title": "Unsupported media type",
+        "status": 415,
+        "detail": f"send the body as application/json, not {content_type!r}",
+        "instance": scope["path"],
+        "code": "unsupported-media-type",
     }
     payload = msgspec.json.encode(body)
-    await send({
-        "type": "http.response.start", "status": 415,
-        "headers": [(b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(payload)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 415,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

@@ -6,13 +6,12 @@ from typing import Any
 
 from litestar import Response, get
 
-from application.context import Context
-from entrypoints.container import Services
+from entrypoints.http.deps import Ctx, Svc
 from entrypoints.http.problems import PROBLEM_JSON, generic_problem
 
 
 @get("/api/v1/me", sync_to_thread=False, tags=["me"])
-def me(ctx: Context) -> dict[str, Any]:
+def me(ctx: Ctx) -> dict[str, Any]:
     p = ctx.principal
     return {
         "subject": p.subject,
@@ -30,7 +29,7 @@ def live() -> dict[str, str]:
 
 
 @get("/health/ready", sync_to_thread=False, tags=["health"])
-def ready(services: Services) -> Response[Any]:
+def ready(services: Svc) -> Response[Any]:
     checks: dict[str, str] = {}
     try:
         checks["eventStore"] = f"ok (position {services.log.head()})"

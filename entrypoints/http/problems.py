@@ -20,30 +20,55 @@ log = logging.getLogger("workledger.http")
 PROBLEM_JSON = "application/problem+json"
 _BACKTICKED = re.compile(r"`([^`]+)`")
 _TITLES = {
-    400: "Invalid input", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
-    405: "Method not allowed", 409: "Conflict", 412: "Precondition failed",
-    413: "Request body too large", 415: "Unsupported media type", 422: "Unprocessable content",
-    429: "Too many requests", 503: "Service unavailable",
+    400: "Invalid input",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    503: "Service unavailable",
 }
 _CODES = {
-    400: "invalid-input", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
-    405: "method-not-allowed", 409: "conflict", 412: "precondition-failed",
-    413: "body-too-large", 415: "unsupported-media-type", 429: "rate-limited",
+    400: "invalid-input",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    412: "precondition-failed",
+    413: "body-too-large",
+    415: "unsupported-media-type",
+    429: "rate-limited",
     503: "unavailable",
 }
 
 
-def problem_response(request: Request[Any, Any, Any], problem: dict[str, Any],
-                     headers: dict[str, str] | None = None) -> Response[Any]:
+def problem_response(
+    request: Request[Any, Any, Any], problem: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[Any]:
     body = {**problem, "instance": request.url.path}
-    return Response(content=body, status_code=body["status"], media_type=PROBLEM_JSON,
-                    headers=headers)
+    return Response(
+        content=body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers
+    )
 
 
-def generic_problem(status: int, detail: str, code: str | None = None, **extra: Any) -> dict[str, Any]:
+def generic_problem(
+    status: int, detail: str, code: str | None = None, **extra: Any
+) -> dict[str, Any]:
     code = code or _CODES.get(status, "error")
-    return {"type": PROBLEM_BASE + code, "title": _TITLES.get(status, "Error"), "status": status,
-            "detail": detail, "code": code, **extra}
+    return {
+        "type": PROBLEM_BASE + code,
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
 
 
 def on_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -82,10 +107,14 @@ def on_http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[A
 
 def on_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(request, generic_problem(
-        HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred; it has been logged",
-        "internal-error",
-    ))
+    return problem_response(
+        request,
+        generic_problem(
+            HTTP_500_INTERNAL_SERVER_ERROR,
+            "an unexpected error occurred; it has been logged",
+            "internal-error",
+        ),
+    )
 
 
 EXCEPTION_HANDLERS = {
@@ -95,4 +124,3 @@ EXCEPTION_HANDLERS = {
     HTTPException: on_http_error,
     Exception: on_unexpected_error,
 }
-

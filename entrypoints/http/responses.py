@@ -32,8 +32,9 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def document(doc: Document, *, status: int = 200, written: Written | None = None,
-             location: str | None = None) -> Response[bytes]:
+def document(
+    doc: Document, *, status: int = 200, written: Written | None = None, location: str | None = None
+) -> Response[bytes]:
     headers = {"ETag": etag(doc.version)}
     if written is not None:
         headers["X-Log-Position"] = str(written.position)
@@ -42,8 +43,13 @@ def document(doc: Document, *, status: int = 200, written: Written | None = None
     return Response(content=bytes(doc.doc), status_code=status, media_type=JSON, headers=headers)
 
 
-def raw(value: msgspec.Raw | bytes, *, version: int | None = None,
-        position: int | None = None, status: int = 200) -> Response[bytes]:
+def raw(
+    value: msgspec.Raw | bytes,
+    *,
+    version: int | None = None,
+    position: int | None = None,
+    status: int = 200,
+) -> Response[bytes]:
     headers = {}
     if version is not None:
         headers["ETag"] = etag(version)
@@ -52,12 +58,13 @@ def raw(value: msgspec.Raw | bytes, *, version: int | None = None,
     return Response(content=bytes(value), status_code=status, media_type=JSON, headers=headers)
 
 
-
-
 def page(name: str, result: Page) -> Response[bytes]:
     """`{"<name>": [...], "totalCount": N, "nextCursor": ...}` without re-encoding the items."""
     body = msgspec.json.encode(
-        {name: result.items, "totalCount": result.total,
-         "nextCursor": encode_cursor(result.next_after)}
+        {
+            name: result.items,
+            "totalCount": result.total,
+            "nextCursor": encode_cursor(result.next_after),
+        }
     )
     return Response(content=body, media_type=JSON)

@@ -6,8 +6,8 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, Response, Router, delete, get, post, put
+from litestar.params import FromPath, FromQuery
 
-from application.context import Context
 from application.queries import DEFAULT_LIMIT, TenantQueries
 from application.results import Written
 from application.tenants import (
@@ -19,15 +19,14 @@ from application.tenants import (
     TenantCommands,
     UpdateTenant,
 )
-from entrypoints.container import Services
-from entrypoints.http.deps import settled
+from entrypoints.http.deps import Ctx, Svc, settled
 from entrypoints.http.responses import document, if_match, page, raw
 
 Req = Request[Any, Any, Any]
 NO_STATUS_CHANGE = ChangeTenantStatus()
 
 
-def _tenant(services: Services, ctx: Context, written: Written, status: int = 200) -> Response[bytes]:
+def _tenant(services: Svc, ctx: Ctx, written: Written, status: int = 200) -> Response[bytes]:
     settled(services, written)
     record = services.get(TenantQueries).get(ctx, written.id)
     location = f"/api/v1/tenants/{written.id}" if written.created else None
@@ -35,13 +34,13 @@ def _tenant(services: Services, ctx: Context, written: Written, status: int = 20
 
 
 @post("/", sync_to_thread=False, status_code=201)
-def provision(data: ProvisionTenant, ctx: Context, services: Services) -> Response[bytes]:
+def provision(data: ProvisionTenant, ctx: Ctx, services: Svc) -> Response[bytes]:
     written = services.get(TenantCommands).provision(ctx, data)
     return _tenant(services, ctx, written, 201)
 
 
 @post("/bulk", sync_to_thread=False, status_code=207)
-def provision_many(data: ProvisionTenants, ctx: Context, services: Services) -> Response[Any]:
+def provision_many(data: ProvisionTenants, ctx: Ctx, services: Svc) -> Response[Any]:
     results, position = services.get(TenantCommands).provision_many(ctx, data)
     if position:
         services.projections.catch_up(position)
@@ -51,19 +50,22 @@ def provision_many(data: ProvisionTenants, ctx: Context, services: Services) -> 
 
 @get("/", sync_to_thread=False)
 def list_tenants(
-    ctx: Context, services: Services, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    ctx: Ctx,
+    services: Svc,
+    limit: FromQuery[int] = DEFAULT_LIMIT,
+    cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     return page("tenants", services.get(TenantQueries).list(ctx, limit=limit, cursor=cursor))
 
 
 @get("/{tenant_id:uuid}", sync_to_thread=False)
-def get_tenant(tenant_id: UUID, ctx: Context, services: Services) -> Response[bytes]:
+def get_tenant(tenant_id: FromPath[UUID], ctx: Ctx, services: Svc) -> Response[bytes]:
     return document(services.get(TenantQueries).get(ctx, tenant_id).tenant)
 
 
 @put("/{tenant_id:uuid}", sync_to_thread=False)
 def update_tenant(
-    tenant_id: UUID, data: UpdateTenant, ctx: Context, services: Services, request: Req
+    tenant_id: FromPath[UUID], data: UpdateTenant, ctx: Ctx, services: Svc, request: Req
 ) -> Response[bytes]:
     written = services.get(TenantCommands).update(ctx, tenant_id, data, if_match(request))
     return _tenant(services, ctx, written)
@@ -71,7 +73,10 @@ def update_tenant(
 
 @post("/{tenant_id:uuid}/suspend", sync_to_thread=False, status_code=200)
 def suspend(
-    tenant_id: UUID, ctx: Context, services: Services, request: Req,
+    tenant_id: FromPath[UUID],
+    ctx: Ctx,
+    services: Svc,
+    request: Req,
     data: ChangeTenantStatus | None = None,
 ) -> Response[bytes]:
     written = services.get(TenantCommands).suspend(
@@ -81,45 +86,51 @@ def suspend(
 
 
 @post("/{tenant_id:uuid}/reactivate", sync_to_thread=False, status_code=200)
-def reactivate(tenant_id: UUID, ctx: Context, services: Services, request: Req) -> Response[bytes]:
+def reactivate(tenant_id: FromPath[UUID], ctx: Ctx, services: Svc, request: Req) -> Response[bytes]:
     written = services.get(TenantCommands).reactivate(ctx, tenant_id, if_match(request))
     return _tenant(services, ctx, written)
 
 
 @delete("/{tenant_id:uuid}", sync_to_thread=False, status_code=200)
-def close(tenant_id: UUID, ctx: Context, services: Services, request: Req) -> Response[bytes]:
-    written = services.get(TenantCommands).close(ctx, tenant_id, NO_STATUS_CHANGE, if_match(request))
+def close(tenant_id: FromPath[UUID], ctx: Ctx, services: Svc, request: Req) -> Response[bytes]:
+    written = services.get(TenantCommands).close(
+        ctx, tenant_id, NO_STATUS_CHANGE, if_match(request)
+    )
     return _tenant(services, ctx, written)
 
 
 @get("/{tenant_id:uuid}/subscription", sync_to_thread=False)
-def get_subscription(tenant_id: UUID, ctx: Context, services: Services) -> Response[bytes]:
+def get_subscription(tenant_id: FromPath[UUID], ctx: Ctx, services: Svc) -> Response[bytes]:
     record = services.get(TenantQueries).get(ctx, tenant_id)
     return raw(record.subscription, version=record.tenant.version)
 
 
 @put("/{tenant_id:uuid}/subscription", sync_to_thread=False)
 def put_subscription(
-    tenant_id: UUID, data: ChangeSubscription, ctx: Context, services: Services, request: Req
+    tenant_id: FromPath[UUID], data: ChangeSubscription, ctx: Ctx, services: Svc, request: Req
 ) -> Response[bytes]:
-    written = settled(services, services.get(TenantCommands).change_subscription(
-        ctx, tenant_id, data, if_match(request)))
+    written = settled(
+        services,
+        services.get(TenantCommands).change_subscription(ctx, tenant_id, data, if_match(request)),
+    )
     record = services.get(TenantQueries).get(ctx, tenant_id)
     return raw(record.subscription, version=record.tenant.version, position=written.position)
 
 
 @get("/{tenant_id:uuid}/settings", sync_to_thread=False)
-def get_settings(tenant_id: UUID, ctx: Context, services: Services) -> Response[bytes]:
+def get_settings(tenant_id: FromPath[UUID], ctx: Ctx, services: Svc) -> Response[bytes]:
     record = services.get(TenantQueries).get(ctx, tenant_id)
     return raw(record.settings, version=record.tenant.version)
 
 
 @put("/{tenant_id:uuid}/settings", sync_to_thread=False)
 def put_settings(
-    tenant_id: UUID, data: ChangeSettings, ctx: Context, services: Services, request: Req
+    tenant_id: FromPath[UUID], data: ChangeSettings, ctx: Ctx, services: Svc, request: Req
 ) -> Response[bytes]:
-    written = settled(services, services.get(TenantCommands).change_settings(
-        ctx, tenant_id, data, if_match(request)))
+    written = settled(
+        services,
+        services.get(TenantCommands).change_settings(ctx, tenant_id, data, if_match(request)),
+    )
     record = services.get(TenantQueries).get(ctx, tenant_id)
     return raw(record.settings, version=record.tenant.version, position=written.position)
 
@@ -127,8 +138,18 @@ def put_settings(
 router = Router(
     path="/tenants",
     route_handlers=[
-        provision, provision_many, list_tenants, get_tenant, update_tenant, suspend, reactivate,
-        close, get_subscription, put_subscription, get_settings, put_settings,
+        provision,
+        provision_many,
+        list_tenants,
+        get_tenant,
+        update_tenant,
+        suspend,
+        reactivate,
+        close,
+        get_subscription,
+        put_subscription,
+        get_settings,
+        put_settings,
     ],
     tags=["tenants"],
 )

@@ -62,25 +62,48 @@ def pairs(*items: tuple[Any, Any]) -> st.SearchStrategy[tuple[Any, Any]]:
 
 
 names = st.one_of(
-    pairs(("Acme", "Acme"), ("  Globex Ltd ", "Globex Ltd"), ("Initech", "Initech"),
-          ("", BAD), ("   ", BAD), ("n" * 200, "n" * 200), ("n" * 201, BAD)),
+    pairs(
+        ("Acme", "Acme"),
+        ("  Globex Ltd ", "Globex Ltd"),
+        ("Initech", "Initech"),
+        ("", BAD),
+        ("   ", BAD),
+        ("n" * 200, "n" * 200),
+        ("n" * 201, BAD),
+    ),
     st.text(max_size=12).map(lambda s: (s, trimmed_or_bad(s))),
 )
 emails = pairs(
-    ("ops@acme.example", "ops@acme.example"), (" billing@globex.com ", "billing@globex.com"),
-    ("a@b.co", "a@b.co"), ("not-an-email", BAD), ("a@b", BAD), ("", BAD), ("a b@c.de", BAD),
+    ("ops@acme.example", "ops@acme.example"),
+    (" billing@globex.com ", "billing@globex.com"),
+    ("a@b.co", "a@b.co"),
+    ("not-an-email", BAD),
+    ("a@b", BAD),
+    ("", BAD),
+    ("a b@c.de", BAD),
 )
 phones = pairs(
-    (None, None), ("", None), ("   ", None), ("+44 20 7946 0958", "+44 20 7946 0958"),
-    (" (555) 123-4567 ", "(555) 123-4567"), ("call me", BAD), ("12", BAD),
+    (None, None),
+    ("", None),
+    ("   ", None),
+    ("+44 20 7946 0958", "+44 20 7946 0958"),
+    (" (555) 123-4567 ", "(555) 123-4567"),
+    ("call me", BAD),
+    ("12", BAD),
 )
 industries = st.one_of(
     pairs((None, None), ("", None), (" Retail ", "Retail"), ("i" * 201, BAD)),
     st.text(max_size=8).map(lambda s: (s, optional_trimmed(s))),
 )
 reasons = st.one_of(
-    pairs((None, None), ("", None), ("  late payment ", "late payment"),
-          ("r" * 500, "r" * 500), ("r" * 501, BAD), (" " + "r" * 500 + " ", "r" * 500)),
+    pairs(
+        (None, None),
+        ("", None),
+        ("  late payment ", "late payment"),
+        ("r" * 500, "r" * 500),
+        ("r" * 501, BAD),
+        (" " + "r" * 500 + " ", "r" * 500),
+    ),
     st.text(max_size=10).map(lambda s: (s, optional_trimmed(s, 500))),
 )
 plans = st.one_of(
@@ -97,21 +120,42 @@ seat_counts = st.one_of(
 ).map(lambda n: (n, n if 1 <= n <= 1_000_000 else BAD))
 renewals = st.none() | st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1))
 currencies = pairs(
-    ("USD", "USD"), ("eur", "EUR"), (" gbp ", "GBP"), ("JpY", "JPY"), ("CHF", "CHF"),
-    ("XYZ", BAD), ("US", BAD), ("", BAD), ("EURO", BAD), ("$", BAD),
+    ("USD", "USD"),
+    ("eur", "EUR"),
+    (" gbp ", "GBP"),
+    ("JpY", "JPY"),
+    ("CHF", "CHF"),
+    ("XYZ", BAD),
+    ("US", BAD),
+    ("", BAD),
+    ("EURO", BAD),
+    ("$", BAD),
 )
 timezones = pairs(
-    ("UTC", "UTC"), ("Europe/London", "Europe/London"), ("Asia/Kolkata", "Asia/Kolkata"),
-    ("America/New_York", "America/New_York"), ("Mars/Olympus_Mons", BAD), ("", BAD),
+    ("UTC", "UTC"),
+    ("Europe/London", "Europe/London"),
+    ("Asia/Kolkata", "Asia/Kolkata"),
+    ("America/New_York", "America/New_York"),
+    ("Mars/Olympus_Mons", BAD),
+    ("", BAD),
     ("London", BAD),
 )
 terms = st.one_of(
     st.sampled_from([-1, 0, 1, 30, 365, 366]), st.integers(min_value=-50, max_value=500)
 ).map(lambda n: (n, n if 0 <= n <= 365 else BAD))
 prefixes = pairs(
-    ("INV", "INV"), ("A-1", "A-1"), ("2024", "2024"), (" inv-eu ", "inv-eu"),
-    ("X" * 12, "X" * 12), ("X" * 13, BAD), ("", BAD), ("   ", BAD), ("has space", BAD),
-    ("a/b", BAD), ("INV_1", BAD), ("INV.1", BAD),
+    ("INV", "INV"),
+    ("A-1", "A-1"),
+    ("2024", "2024"),
+    (" inv-eu ", "inv-eu"),
+    ("X" * 12, "X" * 12),
+    ("X" * 13, BAD),
+    ("", BAD),
+    ("   ", BAD),
+    ("has space", BAD),
+    ("a/b", BAD),
+    ("INV_1", BAD),
+    ("INV.1", BAD),
 )
 flag_names = st.one_of(
     st.sampled_from(["beta", "newInvoices", "f" * 64, "", "   ", "g" * 65]),
@@ -176,7 +220,11 @@ class TenantMachine(RuleBasedStateMachine):
         return self.clock
 
     def attempt(
-        self, command: Callable[[], Any], *, illegal: bool, bad_fields: list[str],
+        self,
+        command: Callable[[], Any],
+        *,
+        illegal: bool,
+        bad_fields: list[str],
         records: bool = True,
     ) -> None:
         """Run `command`; check it raised what the model says, or recorded what it says."""
@@ -206,7 +254,7 @@ class TenantMachine(RuleBasedStateMachine):
             assert self.tenant.pending_events == pending_before
             return
         command()
-        new_events = self.tenant.pending_events[len(pending_before):]
+        new_events = self.tenant.pending_events[len(pending_before) :]
         assert self.tenant.pending_events[: len(pending_before)] == pending_before
         if records:
             assert len(new_events) == 1
@@ -229,19 +277,36 @@ class TenantMachine(RuleBasedStateMachine):
         | timezones.filter(lambda p: p[1] is not BAD),
     )
     def provision(
-        self, name: tuple[str, str], email: tuple[str, str], phone: tuple[Any, Any],
-        industry: tuple[Any, Any], plan: str | None, currency: tuple[Any, str],
+        self,
+        name: tuple[str, str],
+        email: tuple[str, str],
+        phone: tuple[Any, Any],
+        industry: tuple[Any, Any],
+        plan: str | None,
+        currency: tuple[Any, str],
         timezone: tuple[Any, str],
     ) -> None:
         tenant_id = uuid4()
         self.tenant = Tenant.provision(
-            tenant_id=tenant_id, name=name[0], contact_email=email[0], phone_number=phone[0],
-            industry=industry[0], plan=plan, currency=currency[0], timezone=timezone[0],
-            provisioned_by="user:admin", at=self.now(),
+            tenant_id=tenant_id,
+            name=name[0],
+            contact_email=email[0],
+            phone_number=phone[0],
+            industry=industry[0],
+            plan=plan,
+            currency=currency[0],
+            timezone=timezone[0],
+            provisioned_by="user:admin",
+            at=self.now(),
         )
         self.model = TenantModel(
-            status="active", name=name[1], contact_email=email[1], phone_number=phone[1],
-            industry=industry[1], plan=plan or "starter", currency=currency[1],
+            status="active",
+            name=name[1],
+            contact_email=email[1],
+            phone_number=phone[1],
+            industry=industry[1],
+            plan=plan or "starter",
+            currency=currency[1],
             timezone=timezone[1],
         )
         assert self.tenant.id == tenant_id
@@ -254,8 +319,11 @@ class TenantMachine(RuleBasedStateMachine):
         assert self.model is not None
         illegal = self.model.status != "active"
         bad = ["reason"] if reason[1] is BAD else []
-        self.attempt(lambda: self.tenant.suspend(reason=reason[0], at=self.now()),
-                     illegal=illegal, bad_fields=bad)
+        self.attempt(
+            lambda: self.tenant.suspend(reason=reason[0], at=self.now()),
+            illegal=illegal,
+            bad_fields=bad,
+        )
         if not illegal and not bad:
             self.model.status = "suspended"
 
@@ -263,8 +331,7 @@ class TenantMachine(RuleBasedStateMachine):
     def reactivate(self) -> None:
         assert self.model is not None
         illegal = self.model.status != "suspended"
-        self.attempt(lambda: self.tenant.reactivate(at=self.now()), illegal=illegal,
-                     bad_fields=[])
+        self.attempt(lambda: self.tenant.reactivate(at=self.now()), illegal=illegal, bad_fields=[])
         if not illegal:
             self.model.status = "active"
 
@@ -273,16 +340,23 @@ class TenantMachine(RuleBasedStateMachine):
         assert self.model is not None
         illegal = self.model.status == "closed"
         bad = ["reason"] if reason[1] is BAD else []
-        self.attempt(lambda: self.tenant.close(reason=reason[0], at=self.now()),
-                     illegal=illegal, bad_fields=bad)
+        self.attempt(
+            lambda: self.tenant.close(reason=reason[0], at=self.now()),
+            illegal=illegal,
+            bad_fields=bad,
+        )
         if not illegal and not bad:
             self.model.status = "closed"
             self.ever_closed = True
 
     @rule(name=names, email=emails, phone=phones, industry=industries, same=st.booleans())
     def update(
-        self, name: tuple[Any, Any], email: tuple[Any, Any], phone: tuple[Any, Any],
-        industry: tuple[Any, Any], same: bool,
+        self,
+        name: tuple[Any, Any],
+        email: tuple[Any, Any],
+        phone: tuple[Any, Any],
+        industry: tuple[Any, Any],
+        same: bool,
     ) -> None:
         model = self.model
         assert model is not None
@@ -298,17 +372,25 @@ class TenantMachine(RuleBasedStateMachine):
         current = (model.name, model.contact_email, model.phone_number, model.industry)
         self.attempt(
             lambda: self.tenant.update(
-                name=name[0], contact_email=email[0], phone_number=phone[0],
-                industry=industry[0], at=self.now(),
+                name=name[0],
+                contact_email=email[0],
+                phone_number=phone[0],
+                industry=industry[0],
+                at=self.now(),
             ),
-            illegal=illegal, bad_fields=bad, records=expected != current,
+            illegal=illegal,
+            bad_fields=bad,
+            records=expected != current,
         )
         if not illegal and not bad:
             model.name, model.contact_email, model.phone_number, model.industry = expected
 
     @rule(plan=plans, seats=seat_counts, status=subscription_states, renews_on=renewals)
     def change_subscription(
-        self, plan: tuple[str, Any], seats: tuple[int, Any], status: tuple[str, Any],
+        self,
+        plan: tuple[str, Any],
+        seats: tuple[int, Any],
+        status: tuple[str, Any],
         renews_on: date | None,
     ) -> None:
         model = self.model
@@ -318,37 +400,58 @@ class TenantMachine(RuleBasedStateMachine):
         bad = [api_name for api_name, (_, expected) in inputs.items() if expected is BAD]
         self.attempt(
             lambda: self.tenant.change_subscription(
-                plan=plan[0], seats=seats[0], status=status[0], renews_on=renews_on,
+                plan=plan[0],
+                seats=seats[0],
+                status=status[0],
+                renews_on=renews_on,
                 at=self.now(),
             ),
-            illegal=illegal, bad_fields=bad,
+            illegal=illegal,
+            bad_fields=bad,
         )
         if not illegal and not bad:
             model.plan, model.seats, model.subscription_status = plan[1], seats[1], status[1]
             model.renews_on = renews_on
 
-    @rule(currency=currencies, timezone=timezones, payment_terms=terms, prefix=prefixes,
-          flags=flag_sets)
+    @rule(
+        currency=currencies,
+        timezone=timezones,
+        payment_terms=terms,
+        prefix=prefixes,
+        flags=flag_sets,
+    )
     def change_settings(
-        self, currency: tuple[str, Any], timezone: tuple[str, Any],
-        payment_terms: tuple[int, Any], prefix: tuple[str, Any], flags: dict[str, bool],
+        self,
+        currency: tuple[str, Any],
+        timezone: tuple[str, Any],
+        payment_terms: tuple[int, Any],
+        prefix: tuple[str, Any],
+        flags: dict[str, bool],
     ) -> None:
         model = self.model
         assert model is not None
         illegal = model.status == "closed"
-        inputs = {"currency": currency, "timezone": timezone,
-                  "paymentTermsDays": payment_terms, "invoicePrefix": prefix}
+        inputs = {
+            "currency": currency,
+            "timezone": timezone,
+            "paymentTermsDays": payment_terms,
+            "invoicePrefix": prefix,
+        }
         bad = [api_name for api_name, (_, expected) in inputs.items() if expected is BAD]
         if not flags_are_valid(flags):
             bad.append("featureFlags")
         given_flags = dict(flags)
         self.attempt(
             lambda: self.tenant.change_settings(
-                currency=currency[0], timezone=timezone[0],
-                payment_terms_days=payment_terms[0], invoice_prefix=prefix[0],
-                feature_flags=given_flags, at=self.now(),
+                currency=currency[0],
+                timezone=timezone[0],
+                payment_terms_days=payment_terms[0],
+                invoice_prefix=prefix[0],
+                feature_flags=given_flags,
+                at=self.now(),
             ),
-            illegal=illegal, bad_fields=bad,
+            illegal=illegal,
+            bad_fields=bad,
         )
         # The caller's dict is not the tenant's: changing it afterwards changes nothing.
         given_flags["injected-later"] = True
@@ -420,7 +523,9 @@ class TenantMachine(RuleBasedStateMachine):
 
 
 TenantMachine.TestCase.settings = settings(
-    max_examples=100, stateful_step_count=30, deadline=None,
+    max_examples=100,
+    stateful_step_count=30,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestTenantLifecycle = TenantMachine.TestCase
@@ -431,9 +536,16 @@ TestTenantLifecycle = TenantMachine.TestCase
 
 def provision(**overrides: Any) -> Tenant:
     arguments: dict[str, Any] = {
-        "tenant_id": uuid4(), "name": "Acme", "contact_email": "ops@acme.example",
-        "phone_number": None, "industry": None, "plan": None, "currency": None,
-        "timezone": None, "provisioned_by": "user:admin", "at": START,
+        "tenant_id": uuid4(),
+        "name": "Acme",
+        "contact_email": "ops@acme.example",
+        "phone_number": None,
+        "industry": None,
+        "plan": None,
+        "currency": None,
+        "timezone": None,
+        "provisioned_by": "user:admin",
+        "at": START,
     }
     arguments.update(overrides)
     return Tenant.provision(**arguments)
@@ -442,7 +554,10 @@ def provision(**overrides: Any) -> Tenant:
 def test_defaults_are_starter_usd_utc_active() -> None:
     tenant = provision()
     assert (tenant.status, tenant.plan, tenant.currency, tenant.timezone) == (
-        "active", "starter", "USD", "UTC"
+        "active",
+        "starter",
+        "USD",
+        "UTC",
     )
     assert tenant.version == 1
 
@@ -476,12 +591,20 @@ def test_closed_tenant_refuses_every_command() -> None:
         lambda: tenant.suspend(reason=None, at=START),
         lambda: tenant.reactivate(at=START),
         lambda: tenant.close(reason=None, at=START),
-        lambda: tenant.update(name="New", contact_email="a@b.co", phone_number=None,
-                              industry=None, at=START),
-        lambda: tenant.change_subscription(plan="enterprise", seats=5, status="active",
-                                           renews_on=None, at=START),
-        lambda: tenant.change_settings(currency="EUR", timezone="UTC", payment_terms_days=14,
-                                       invoice_prefix="X", feature_flags={}, at=START),
+        lambda: tenant.update(
+            name="New", contact_email="a@b.co", phone_number=None, industry=None, at=START
+        ),
+        lambda: tenant.change_subscription(
+            plan="enterprise", seats=5, status="active", renews_on=None, at=START
+        ),
+        lambda: tenant.change_settings(
+            currency="EUR",
+            timezone="UTC",
+            payment_terms_days=14,
+            invoice_prefix="X",
+            feature_flags={},
+            at=START,
+        ),
     ]
     for command in commands:
         with pytest.raises(IllegalTransition):
@@ -500,8 +623,14 @@ def test_feature_flag_names_are_trimmed_or_refused(flag: str) -> None:
     tenant = provision()
     refused_field = None
     try:
-        tenant.change_settings(currency="USD", timezone="UTC", payment_terms_days=30,
-                               invoice_prefix="INV", feature_flags={flag: True}, at=START)
+        tenant.change_settings(
+            currency="USD",
+            timezone="UTC",
+            payment_terms_days=30,
+            invoice_prefix="INV",
+            feature_flags={flag: True},
+            at=START,
+        )
     except InvalidValue as error:
         refused_field = error.field
     if refused_field is None:

@@ -14,22 +14,63 @@ from domain.errors import DomainError, InvalidValue
 
 # Written down from ISO 4217 itself, not taken from the code under test.
 REAL_CURRENCIES = (
-    "USD", "EUR", "GBP", "JPY", "CHF", "AUD", "CAD", "SEK", "NOK", "DKK", "INR", "ZAR", "BRL",
-    "MXN", "NZD", "SGD", "HKD", "PLN", "CZK", "AED", "KWD", "BHD", "CLP", "ISK",
+    "USD",
+    "EUR",
+    "GBP",
+    "JPY",
+    "CHF",
+    "AUD",
+    "CAD",
+    "SEK",
+    "NOK",
+    "DKK",
+    "INR",
+    "ZAR",
+    "BRL",
+    "MXN",
+    "NZD",
+    "SGD",
+    "HKD",
+    "PLN",
+    "CZK",
+    "AED",
+    "KWD",
+    "BHD",
+    "CLP",
+    "ISK",
 )
 NOT_CURRENCIES = ("XYZ", "US", "", "   ", "EURO", "U SD", "123", "ABC", "QQQ", "E", "USDD", "$")
 REAL_TIMEZONES = (
-    "UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Sao_Paulo",
-    "Asia/Kolkata", "Asia/Tokyo", "Australia/Adelaide", "Pacific/Chatham", "Africa/Nairobi",
+    "UTC",
+    "Europe/London",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Asia/Kolkata",
+    "Asia/Tokyo",
+    "Australia/Adelaide",
+    "Pacific/Chatham",
+    "Africa/Nairobi",
 )
 NOT_TIMEZONES = ("", "Mars/Olympus_Mons", "Europe/Atlantis", "London", "GMT+25", "UTC/UTC")
 GOOD_EMAILS = (
-    "a@b.co", "name@example.com", "first.last+tag@sub.example.org", "o'brien@example.ie",
+    "a@b.co",
+    "name@example.com",
+    "first.last+tag@sub.example.org",
+    "o'brien@example.ie",
     "zoë@exämple.de",
 )
 BAD_EMAILS = (
-    "", "plain", "a@b", "@example.com", "name@", "a b@example.com", "a@@example.com",
-    "a@exa mple.com", "name@example.", "x" * 250 + "@example.com",
+    "",
+    "plain",
+    "a@b",
+    "@example.com",
+    "name@",
+    "a b@example.com",
+    "a@@example.com",
+    "a@exa mple.com",
+    "name@example.",
+    "x" * 250 + "@example.com",
 )
 
 field_names = st.text(min_size=1, max_size=30)
@@ -191,8 +232,10 @@ class TestUnitName:
 
 
 class TestDateNotBefore:
-    @given(st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 1, 1)),
-           st.integers(min_value=-1000, max_value=1000))
+    @given(
+        st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 1, 1)),
+        st.integers(min_value=-1000, max_value=1000),
+    )
     def test_order(self, start: date, days: int) -> None:
         value = start + timedelta(days=days)
         if days >= 0:
