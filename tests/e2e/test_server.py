@@ -1,0 +1,146 @@
+"""Black-box: a real `workledger serve` process, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+WORKLEDGER = str(Path(sys.executable).parent / "workledger")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, base: str, env: dict[str, str], cwd: Path) -> None:
+        self.base, self.env, self.cwd = base, env, cwd
+
+    def token(self, *args: str) -> str:
+        out = subprocess.run(
+            [WORKLEDGER, "token", *args],
+            env=self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        return out.stdout.strip()
+
+
+def start(tmp_path: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[str], Server]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLEDGER_")}
+    env.update({"WORKLEDGER_VAR_DIR": str(tmp_path / "var"), **extra_env})
+    process = subprocess.Popen(
+        [WORKLEDGER, "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"server exited: {process.stdout.read() if process.stdout else ''}"
+            )
+        try:
+            if httpx.get(base + "/health/ready", timeout=1).status_code == 200:
+                return process, Server(base, env, tmp_path)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError("server did not become ready in 30 s")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    extra = {}
+    if request.param == "postgres":
+        extra["WORKLEDGER_DATABASE_URL"] = request.getfixturevalue("pg_schema_url")
+    process, srv = start(tmp_path, extra)
+    try:
+        yield srv
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_the_tour_works_over_http(server: Server) -> None:
+    admin = {"Authorization": f"Bearer {server.token('--role', 'platform-admin')}"}
+    with httpx.Client(base_url=server.base + "/api/v1", timeout=10) as http:
+        created = http.post(
+            "/tenants",
+            headers=admin,
+            json={"name": "Over The Wire", "contactEmail": "ops@wire.example"},
+        )
+        assert created.status_code == 201, created.text
+        assert created.headers["etag"] == '"1"'
+        assert int(created.headers["x-log-position"]) >= 1
+        tenant_id = created.json()["tenantId"]
+
+        hr = {
+            "Authorization": "Bearer "
+            + server.token("--role", "customer-admin", "--tenant", tenant_id, "--sub", "hr-lead")
+        }
+        hired = http.post(
+            "/people",
+            headers={**hr, "X-Request-Id": "tour-42"},
+            json={
+                "firstName": "Ada",
+                "lastName": "Lovelace",
+                "email": "ada@wire.example",
+                "employeeReference": "W-1",
+                "jobTitle": "Engineer",
+                "employmentStartDate": "2026-02-01",
+            },
+        )
+        assert hired.status_code == 201, hired.text
+        assert hired.headers["x-request-id"] == "tour-42"
+        person_id = hired.json()["personId"]
+
+        # Read-your-writes with no sleep: the list already holds the new person.
+        listed = http.get("/people", headers=hr).json()
+        assert [p["personId"] for p in listed["people"]] == [person_id]
+
+        trail = http.get("/audit/events", headers=hr, params={"aggregateId": person_id}).json()
+        assert [(e["type"], e["actor"], e["requestId"]) for e in trail["events"]] == [
+            ("PersonCreated", "user:hr-lead", "tour-42")
+        ]
+        duplicate = http.post(
+            "/tenants", headers=admin, json={"name": "over the wire", "contactEmail": "x@y.example"}
+        )
+        assert duplicate.status_code == 409
+        assert duplicate.headers["content-type"].startswith("application/problem+json")
+        assert http.get("/people", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_a_bad_setting_stops_start_up_with_one_line_naming_it(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLEDGER_")}
+    env["WORKLEDGER_DATABASE_URL"] = "mysql://nope"
+    out = subprocess.run(
+        [WORKLEDGER, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "WORKLEDGER_DATABASE_URL" in lines[0]
