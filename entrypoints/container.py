@@ -19,6 +19,7 @@ from adapters.system import RandomIds, SystemClock
 from adapters.tokens import JwtTokens
 from application.event_log import EventLog
 from application.people import PeopleCommands
+from application.people_export import PeopleExport
 from application.ports import BlobStore, Clock, IdGenerator, SqlDatabase, TokenVerifier
 from application.queries import (
     AuditQueries,
@@ -29,6 +30,7 @@ from application.queries import (
     TenantQueries,
     TenantReadModel,
 )
+from application.recruitment import RecruitmentImport
 from application.tenants import TenantCommands
 from projections.audit import AuditProjection, AuditView, render_state
 from projections.people import PeopleProjection, PeopleView
@@ -93,7 +95,15 @@ def build(settings: Settings) -> Services:
     c.register(PeopleReadModel, instance=PeopleView(db))
     c.register(AuditReadModel, instance=AuditView(db))
     c.register(StateRenderer, instance=render_state)
-    for service in (TenantCommands, PeopleCommands, TenantQueries, PeopleQueries, AuditQueries):
+    for service in (
+        TenantCommands,
+        PeopleCommands,
+        RecruitmentImport,
+        TenantQueries,
+        PeopleQueries,
+        PeopleExport,
+        AuditQueries,
+    ):
         c.register(service, scope=punq.Scope.singleton)
     return Services(
         settings=settings, container=c, log=log, db=db, projections=runner, tokens=tokens

@@ -12,7 +12,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from adapters.settings import Settings
 from entrypoints.container import Services, build
-from entrypoints.http import audit, people, tenants
+from entrypoints.http import audit, people, recruitment, tenants
 from entrypoints.http.deps import DEPENDENCIES
 from entrypoints.http.middleware import json_body_middleware, request_id_middleware
 from entrypoints.http.operations import live, me, ready
@@ -31,7 +31,10 @@ def create_app(services: Services, *, follow_log: bool = True) -> Litestar:
     """The HTTP app over wired services. With `follow_log`, a background thread keeps the read
     models following writes made by other processes (this process's own writes are applied
     before each command answers)."""
-    api = Router(path="/api/v1", route_handlers=[tenants.router, people.router, audit.router])
+    api = Router(
+        path="/api/v1",
+        route_handlers=[tenants.router, people.router, recruitment.router, audit.router],
+    )
     stop = threading.Event()
 
     def start_follower() -> None:

@@ -7,8 +7,9 @@ from uuid import UUID
 
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.exceptions import HTTPException
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from application.errors import InvalidRequest
 from application.people import (
     MAX_PHOTO_BYTES,
     AssignUnit,
@@ -17,6 +18,7 @@ from application.people import (
     PatchPerson,
     PeopleCommands,
 )
+from application.people_export import FORMATS, PeopleExport, to_csv
 from application.queries import DEFAULT_LIMIT, PeopleFilter, PeopleQueries
 from application.results import Written
 from entrypoints.http.deps import Ctx, Svc, settled
@@ -37,7 +39,7 @@ def _commands(services: Svc) -> PeopleCommands:
 
 
 @post("/", sync_to_thread=False, status_code=201)
-def create(data: CreatePerson, ctx: Ctx, services: Svc) -> Response[bytes]:
+def create(data: JSONBody[CreatePerson], ctx: Ctx, services: Svc) -> Response[bytes]:
     return _person(services, ctx, _commands(services).create(ctx, data), 201)
 
 
@@ -55,6 +57,26 @@ def list_people(
     return page("people", services.get(PeopleQueries).list(ctx, where, limit=limit, cursor=cursor))
 
 
+@get("/export", sync_to_thread=False)
+def export(
+    ctx: Ctx,
+    services: Svc,
+    format_: Annotated[str, QueryParameter(name="format")] = "json",
+    profile: FromQuery[str] = "hr",
+    include_inactive: Annotated[bool, QueryParameter(name="includeInactive")] = False,
+) -> Response[Any]:
+    if format_ not in FORMATS:
+        raise InvalidRequest("format", f"must be one of {', '.join(FORMATS)}")
+    records = services.get(PeopleExport).records(ctx, profile, include_inactive)
+    if format_ == "csv":
+        return Response(
+            to_csv(records),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="people-{profile}.csv"'},
+        )
+    return Response({"profile": profile, "people": records, "totalCount": len(records)})
+
+
 @get("/{person_id:uuid}", sync_to_thread=False)
 def get_person(person_id: FromPath[UUID], ctx: Ctx, services: Svc) -> Response[bytes]:
     return document(services.get(PeopleQueries).get(ctx, person_id))
@@ -62,7 +84,7 @@ def get_person(person_id: FromPath[UUID], ctx: Ctx, services: Svc) -> Response[b
 
 @patch("/{person_id:uuid}", sync_to_thread=False)
 def patch_person(
-    person_id: FromPath[UUID], data: PatchPerson, ctx: Ctx, services: Svc, request: Req
+    person_id: FromPath[UUID], data: JSONBody[PatchPerson], ctx: Ctx, services: Svc, request: Req
 ) -> Response[bytes]:
     return _person(
         services, ctx, _commands(services).patch(ctx, person_id, data, if_match(request))
@@ -71,7 +93,11 @@ def patch_person(
 
 @post("/{person_id:uuid}/deactivate", sync_to_thread=False, status_code=200)
 def deactivate(
-    person_id: FromPath[UUID], data: DeactivatePerson, ctx: Ctx, services: Svc, request: Req
+    person_id: FromPath[UUID],
+    data: JSONBody[DeactivatePerson],
+    ctx: Ctx,
+    services: Svc,
+    request: Req,
 ) -> Response[bytes]:
     written = _commands(services).deactivate(ctx, person_id, data, if_match(request))
     return _person(services, ctx, written)
@@ -82,20 +108,18 @@ def reactivate(person_id: FromPath[UUID], ctx: Ctx, services: Svc, request: Req)
     return _person(services, ctx, _commands(services).reactivate(ctx, person_id, if_match(request)))
 
 
-@put(
-    "/{person_id:uuid}/photo",
-    sync_to_thread=False,
-    status_code=200,
-    request_max_body_size=MAX_PHOTO_BYTES,
-)
-def upload_photo(
-    person_id: FromPath[UUID], data: bytes, ctx: Ctx, services: Svc, request: Req
+@put("/{person_id:uuid}/photo", status_code=200, request_max_body_size=MAX_PHOTO_BYTES)
+async def upload_photo(
+    person_id: FromPath[UUID], ctx: Ctx, services: Svc, request: Req
 ) -> Response[bytes]:
+    """Raw image bytes in the body (not JSON). Async only to read the body; the command itself
+    runs inline like every other handler's."""
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if not content_type.startswith("image/"):
         raise HTTPException(
             status_code=415, detail="send the photo as image/png, image/jpeg or image/webp"
         )
+    data = await request.body()
     written = _commands(services).upload_photo(
         ctx, person_id, content_type, data, if_match(request)
     )
@@ -113,7 +137,7 @@ def approve_photo(
 
 @post("/{person_id:uuid}/units", sync_to_thread=False, status_code=200)
 def assign_unit(
-    person_id: FromPath[UUID], data: AssignUnit, ctx: Ctx, services: Svc
+    person_id: FromPath[UUID], data: JSONBody[AssignUnit], ctx: Ctx, services: Svc
 ) -> Response[bytes]:
     return _person(services, ctx, _commands(services).assign_unit(ctx, person_id, data))
 
@@ -130,6 +154,7 @@ router = Router(
     route_handlers=[
         create,
         list_people,
+        export,
         get_person,
         patch_person,
         deactivate,

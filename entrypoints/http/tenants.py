@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, Response, Router, delete, get, post, put
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.queries import DEFAULT_LIMIT, TenantQueries
 from application.results import Written
@@ -34,13 +34,13 @@ def _tenant(services: Svc, ctx: Ctx, written: Written, status: int = 200) -> Res
 
 
 @post("/", sync_to_thread=False, status_code=201)
-def provision(data: ProvisionTenant, ctx: Ctx, services: Svc) -> Response[bytes]:
+def provision(data: JSONBody[ProvisionTenant], ctx: Ctx, services: Svc) -> Response[bytes]:
     written = services.get(TenantCommands).provision(ctx, data)
     return _tenant(services, ctx, written, 201)
 
 
 @post("/bulk", sync_to_thread=False, status_code=207)
-def provision_many(data: ProvisionTenants, ctx: Ctx, services: Svc) -> Response[Any]:
+def provision_many(data: JSONBody[ProvisionTenants], ctx: Ctx, services: Svc) -> Response[Any]:
     results, position = services.get(TenantCommands).provision_many(ctx, data)
     if position:
         services.projections.catch_up(position)
@@ -65,7 +65,7 @@ def get_tenant(tenant_id: FromPath[UUID], ctx: Ctx, services: Svc) -> Response[b
 
 @put("/{tenant_id:uuid}", sync_to_thread=False)
 def update_tenant(
-    tenant_id: FromPath[UUID], data: UpdateTenant, ctx: Ctx, services: Svc, request: Req
+    tenant_id: FromPath[UUID], data: JSONBody[UpdateTenant], ctx: Ctx, services: Svc, request: Req
 ) -> Response[bytes]:
     written = services.get(TenantCommands).update(ctx, tenant_id, data, if_match(request))
     return _tenant(services, ctx, written)
@@ -77,7 +77,7 @@ def suspend(
     ctx: Ctx,
     services: Svc,
     request: Req,
-    data: ChangeTenantStatus | None = None,
+    data: JSONBody[ChangeTenantStatus | None] = None,
 ) -> Response[bytes]:
     written = services.get(TenantCommands).suspend(
         ctx, tenant_id, data or NO_STATUS_CHANGE, if_match(request)
@@ -107,7 +107,11 @@ def get_subscription(tenant_id: FromPath[UUID], ctx: Ctx, services: Svc) -> Resp
 
 @put("/{tenant_id:uuid}/subscription", sync_to_thread=False)
 def put_subscription(
-    tenant_id: FromPath[UUID], data: ChangeSubscription, ctx: Ctx, services: Svc, request: Req
+    tenant_id: FromPath[UUID],
+    data: JSONBody[ChangeSubscription],
+    ctx: Ctx,
+    services: Svc,
+    request: Req,
 ) -> Response[bytes]:
     written = settled(
         services,
@@ -125,7 +129,7 @@ def get_settings(tenant_id: FromPath[UUID], ctx: Ctx, services: Svc) -> Response
 
 @put("/{tenant_id:uuid}/settings", sync_to_thread=False)
 def put_settings(
-    tenant_id: FromPath[UUID], data: ChangeSettings, ctx: Ctx, services: Svc, request: Req
+    tenant_id: FromPath[UUID], data: JSONBody[ChangeSettings], ctx: Ctx, services: Svc, request: Req
 ) -> Response[bytes]:
     written = settled(
         services,

@@ -17,9 +17,10 @@ def render() -> str:
     lines = [
         "# Roles and permissions",
         "",
-        "Generated from `application/authorization.py` (the one table the code uses); a test checks",
-        "that this file matches it. Platform roles act across tenants; tenant roles act inside the",
-        "tenant named by their token's `tid` claim. API-key scopes use the same permission names.",
+        "Generated from `application/authorization.py` (the one table the code uses);",
+        "a test checks that this file matches it. Platform roles act across tenants; tenant",
+        "roles act inside the tenant named by their token's `tid` claim. API-key scopes use",
+        "the same permission names.",
         "",
         "| permission | " + " | ".join(roles) + " |",
         "| --- | " + " | ".join("---" for _ in roles) + " |",
