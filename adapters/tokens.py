@@ -182,7 +182,7 @@ def _check_workledger_claims(claims: dict[str, Any]) -> None:
     if "tid" in claims:
         tid = claims["tid"]
         try:
-            pass
+            UUID(tid)
         except (TypeError, ValueError, AttributeError):
             raise NotAuthenticated("the token's tid claim is not a tenant id (UUID)") from None
 

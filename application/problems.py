@@ -6,7 +6,10 @@ outcomes with the same statuses and codes a single request would get.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+import msgspec
 
 from application.errors import (
     ApplicationError,
@@ -62,3 +65,31 @@ def problem_for(error: DomainError | ApplicationError) -> dict[str, Any]:
     if isinstance(error, IllegalTransition):
         problem["transition"] = {"action": error.action, "from": error.state}
     return problem
+
+
+_AT_PATH = re.compile(r" - at `\$((?:\.\w+|\[\d+\])*)`$")
+_NAMED_FIELD = re.compile(r"field `([^`]+)`")
+
+
+def decoding_errors(error: msgspec.ValidationError) -> list[dict[str, str]]:
+    """msgspec's message (`Expected `str`, got `int` - at `$.name``) as API field errors."""
+    text = str(error)
+    path = _AT_PATH.search(text)
+    message = _AT_PATH.sub("", text)
+    field = path.group(1).lstrip(".") if path else ""
+    named = _NAMED_FIELD.search(message)
+    if named:  # missing or unknown field: the message names it; the path is its parent
+        field = f"{field}.{named.group(1)}" if field else named.group(1)
+    return [{"field": field or "body", "message": message}]
+
+
+def invalid_input(error: msgspec.ValidationError) -> dict[str, Any]:
+    errors = decoding_errors(error)
+    return {
+        "type": PROBLEM_BASE + "invalid-input",
+        "title": "Invalid input",
+        "status": 400,
+        "detail": errors[0]["message"],
+        "code": "invalid-input",
+        "errors": errors,
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -14,12 +14,13 @@ from application.context import Context
 from application.errors import ApplicationError, NotFound
 from application.event_log import EventLog
 from application.ports import Clock, IdGenerator
-from application.problems import problem_for
+from application.problems import invalid_input, problem_for
 from application.results import Written
 from domain.errors import DomainError
 from domain.tenant import Tenant
 
 NAME_SCOPE = "tenant.name"
+MAX_BULK = 500
 
 
 class ProvisionTenant(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
@@ -33,7 +34,8 @@ class ProvisionTenant(msgspec.Struct, rename="camel", forbid_unknown_fields=True
 
 
 class ProvisionTenants(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
-    tenants: list[ProvisionTenant]
+    # Items are decoded one by one, so a malformed item fails alone (API.md: bulk).
+    tenants: Annotated[list[Any], msgspec.Meta(min_length=1, max_length=MAX_BULK)]
 
 
 class UpdateTenant(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
@@ -122,11 +124,16 @@ class TenantCommands:
         ctx.require("tenant:create")
         results: list[BulkResult] = []
         position = 0
-        for index, item in enumerate(cmd.tenants):
+        for index, raw_item in enumerate(cmd.tenants):
             try:
+                item = msgspec.convert(raw_item, ProvisionTenant)
                 written = self.provision(ctx, item)
-            except (DomainError, ApplicationError) as error:
-                problem = problem_for(error)
+            except (DomainError, ApplicationError, msgspec.ValidationError) as error:
+                problem = (
+                    invalid_input(error)
+                    if isinstance(error, msgspec.ValidationError)
+                    else problem_for(error)
+                )
                 results.append(
                     BulkResult(
                         index=index,

@@ -18,6 +18,7 @@ from domain.events import TenantEvent
 
 ACTIVE, INACTIVE = "active", "inactive"
 PHOTO_TYPES = ("image/png", "image/jpeg", "image/webp")
+MAX_UNITS = 50
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,10 @@ class Person(Aggregate):
         unit_names = [values.unit_name("organisationalUnits", u) for u in units]
         if len(set(unit_names)) != len(unit_names):
             raise InvalidValue("organisationalUnits", "must not repeat a unit")
+        if len(unit_names) > MAX_UNITS:
+            raise InvalidValue(
+                "organisationalUnits", f"a person can be in at most {MAX_UNITS} units"
+            )
         return cls._create(
             cls.Created,
             id=person_id,
@@ -265,16 +270,17 @@ class Person(Aggregate):
         name = values.unit_name("unit", unit)
         if name in self.organisational_units:
             return False
-        if len(self.organisational_units) >= 50:
-            raise InvalidValue("unit", "a person can be in at most 50 units")
+        if len(self.organisational_units) >= MAX_UNITS:
+            raise InvalidValue("unit", f"a person can be in at most {MAX_UNITS} units")
         self.trigger_event(self.UnitAssigned, tenant_id=self.tenant_id, timestamp=at, unit=name)
         return True
 
     def remove_unit(self, *, unit: str, at: datetime) -> bool:
         """Idempotent: removing a unit the person is not in records nothing."""
-        if unit not in self.organisational_units:
+        name = unit.strip()  # the same normalisation assign_unit applies
+        if name not in self.organisational_units:
             return False
-        self.trigger_event(self.UnitRemoved, tenant_id=self.tenant_id, timestamp=at, unit=unit)
+        self.trigger_event(self.UnitRemoved, tenant_id=self.tenant_id, timestamp=at, unit=name)
         return True
 
     # -- queries --------------------------------------------------------------------------

@@ -240,8 +240,11 @@ class Tenant(Aggregate):
         prefix = values.required_text("invoicePrefix", invoice_prefix, 12)
         if not prefix.replace("-", "").isalnum():
             raise InvalidValue("invoicePrefix", "must be letters, digits and '-' only")
-        for flag in feature_flags:
-            values.required_text("featureFlags", flag, 64)
+        flags = {
+            values.required_text("featureFlags", name, 64): on for name, on in feature_flags.items()
+        }
+        if len(flags) != len(feature_flags):
+            raise InvalidValue("featureFlags", "names must differ after trimming spaces")
         self.trigger_event(
             self.SettingsChanged,
             tenant_id=self.tenant_id,
@@ -250,7 +253,7 @@ class Tenant(Aggregate):
             timezone=values.timezone_name("timezone", timezone),
             payment_terms_days=payment_terms_days,
             invoice_prefix=prefix,
-            feature_flags=dict(feature_flags),
+            feature_flags=flags,
         )
 
     # -- queries --------------------------------------------------------------------------

@@ -56,6 +56,7 @@ class UniqueKey(Aggregate):
         def apply(self, aggregate: UniqueKey) -> None:
             aggregate.owner_id = self.owner_id
             aggregate.value = self.value
+            aggregate.tenant_id = self.tenant_id  # a platform-wide key may pass to another tenant
 
     class Released(Event):
         TOPIC = "workledger:UniqueKeyReleased"

@@ -72,9 +72,10 @@ def _timezones() -> frozenset[str]:
 
 def timezone_name(field: str, value: str) -> str:
     """An IANA time zone name such as Europe/London."""
-    if value not in _timezones():
+    name = value.strip()
+    if name not in _timezones():
         raise InvalidValue(field, f"{value!r} is not an IANA time zone")
-    return value
+    return name
 
 
 def one_of(field: str, value: str, allowed: tuple[str, ...]) -> str:

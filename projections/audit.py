@@ -16,7 +16,7 @@ from application.ports import SqlCursor, SqlDatabase
 from application.queries import AuditFilter, Page
 from domain.events import TenantEvent, event_type
 from projections import people, tenants
-from projections.formats import camel_fields, from_json, instant, to_json
+from projections.formats import camel, camel_fields, from_json, instant, to_json
 
 # The representation of each audited aggregate type, for point-in-time state.
 EVOLVERS = {"Tenant": tenants.evolve, "Person": people.evolve}
@@ -58,6 +58,8 @@ class AuditProjection:
             return
         fields = dict(event_fields(event))
         fields.pop("tenant_id", None)
+        if "changed_fields" in fields:  # name changed fields as clients know them
+            fields["changed_fields"] = [camel(name) for name in fields["changed_fields"]]
         cur.execute(
             "INSERT INTO rm_audit (position, tenant_id, event_id, type, aggregate_type,"
             " aggregate_id, version, occurred_at, actor, request_id, data)"

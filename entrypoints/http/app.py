@@ -14,7 +14,7 @@ from adapters.settings import Settings
 from entrypoints.container import Services, build
 from entrypoints.http import audit, people, recruitment, tenants
 from entrypoints.http.deps import DEPENDENCIES
-from entrypoints.http.middleware import json_body_middleware, request_id_middleware
+from entrypoints.http.middleware import json_body_middleware, send_request_id
 from entrypoints.http.operations import live, me, ready
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 
@@ -52,13 +52,15 @@ def create_app(services: Services, *, follow_log: bool = True) -> Litestar:
         route_handlers=[api, me, live, ready, MetricsController],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[request_id_middleware, json_body_middleware, prometheus.middleware],
+        middleware=[json_body_middleware, prometheus.middleware],
+        before_send=[send_request_id],
         openapi_config=OpenAPIConfig(title="workledger", version="1.0.0", path="/schema"),
         request_max_body_size=MAX_JSON_BODY,
         on_startup=[start_follower],
         on_shutdown=[shutdown],
         state=_state(services),
         debug=False,
+        logging_config=None,  # the process configures logging (CLI), not the app
     )
 
 

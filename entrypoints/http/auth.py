@@ -15,6 +15,7 @@ from application.authorization import Principal, permissions_for
 from application.context import Context
 from application.errors import Forbidden, InvalidRequest, NotAuthenticated
 from application.ports import TokenVerifier
+from entrypoints.http.middleware import request_id
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
@@ -51,5 +52,4 @@ def context_for(request: Request[Any, Any, Any], principal: Principal) -> Contex
             tenant_id = asked_id
         elif asked_id != principal.tenant_id:
             raise Forbidden("tenantId may only name your own tenant")
-    request_id = request.scope.get("state", {}).get("request_id", "")
-    return Context(principal=principal, request_id=request_id, tenant_id=tenant_id)
+    return Context(principal=principal, request_id=request_id(request.scope), tenant_id=tenant_id)

@@ -23,27 +23,22 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def request_id_middleware(app: ASGIApp) -> ASGIApp:
-    """Echo a sane client X-Request-Id, else mint one; available as scope["state"]["request_id"]."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
+def request_id(scope: Scope) -> str:
+    """The request's id: a sane client X-Request-Id, else a fresh one; fixed once per request."""
+    state = scope.setdefault("state", {})
+    if "request_id" not in state:
         given = _header(scope, b"x-request-id")
-        request_id = given if given and _CLIENT_ID.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state["request_id"] = given if given and _CLIENT_ID.match(given) else uuid.uuid4().hex
+    return str(state["request_id"])
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers
-            await send(message)
 
-        await app(scope, receive, send_with_id)
-
-    return middleware
+async def send_request_id(message: Message, scope: Scope) -> None:
+    """before_send hook: every response carries X-Request-Id, routing errors (404/405) too,
+    which never reach route middleware."""
+    if message["type"] == "http.response.start":
+        headers = list(message.get("headers", []))
+        headers.append((b"x-request-id", request_id(scope).encode()))
+        message["headers"] = headers
 
 
 def json_body_middleware(app: ASGIApp) -> ASGIApp:

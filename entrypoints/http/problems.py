@@ -14,11 +14,13 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from application.errors import ApplicationError
 from application.problems import PROBLEM_BASE, problem_for
 from domain.errors import DomainError
+from projections.formats import camel
 
 log = logging.getLogger("workledger.http")
 
 PROBLEM_JSON = "application/problem+json"
 _BACKTICKED = re.compile(r"`([^`]+)`")
+_MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '([^']+)'")
 _TITLES = {
     400: "Invalid input",
     401: "Not authenticated",
@@ -90,8 +92,17 @@ def on_validation_error(request: Request[Any, Any, Any], exc: Exception) -> Resp
             field = named.group(1) if named and "field" in message else "body"
             if message == "'data'":
                 message = "a JSON object body is required"
+        elif item.get("source") in ("query", "path", "header"):
+            field = camel(field)  # Litestar names the Python parameter; clients know the API name
         errors.append({"field": field, "message": message})
-    detail = errors[0]["message"] if len(errors) == 1 else (exc.detail or "invalid input")
+    missing = _MISSING_PARAMETER.search(exc.detail or "")
+    if not errors and missing:
+        errors.append({"field": missing.group(1), "message": "is required"})
+    detail = (
+        f"{errors[0]['field']}: {errors[0]['message']}"
+        if len(errors) == 1
+        else (exc.detail or "invalid input")
+    )
     if not errors and exc.detail:
         detail = exc.detail.replace("JSON is malformed", "the body is not valid JSON")
     return problem_response(request, generic_problem(400, detail, "invalid-input", errors=errors))

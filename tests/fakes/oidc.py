@@ -35,6 +35,7 @@ class SigningKey:
     kid: str
     alg: Alg
     private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    use: str = "sig"  # "enc" publishes a key that must not be accepted for signatures
 
     def public_jwk(self) -> dict[str, Any]:
         public = self.private_key.public_key()
@@ -42,7 +43,7 @@ class SigningKey:
             jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
         else:
             jwk = ECAlgorithm.to_jwk(public, as_dict=True)
-        return {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
+        return {**jwk, "kid": self.kid, "alg": self.alg, "use": self.use}
 
     def public_pem(self) -> bytes:
         return self.private_key.public_key().public_bytes(
@@ -50,11 +51,12 @@ class SigningKey:
         )
 
 
-def new_key(alg: Alg, kid: str | None = None) -> SigningKey:
+def new_key(alg: Alg, kid: str | None = None, use: str = "sig") -> SigningKey:
     kid = kid or f"{alg.lower()}-{uuid.uuid4().hex[:12]}"
     if alg == "RS256":
-        return SigningKey(kid, alg, rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    return SigningKey(kid, alg, ec.generate_private_key(ec.SECP256R1()))
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return SigningKey(kid, alg, private_key, use)
+    return SigningKey(kid, alg, ec.generate_private_key(ec.SECP256R1()), use)
 
 
 class FakeOidcProvider:
@@ -99,8 +101,7 @@ class FakeOidcProvider:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the fake OIDC provider is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def issuer(self) -> str:
@@ -118,9 +119,9 @@ class FakeOidcProvider:
     def current_key(self, alg: Alg = "RS256") -> SigningKey:
         return next(key for key in reversed(self.keys) if key.alg == alg)
 
-    def rotate(self, alg: Alg = "RS256", *, drop_old: bool = False) -> SigningKey:
+    def rotate(self, alg: Alg = "RS256", *, drop_old: bool = False, use: str = "sig") -> SigningKey:
         """Publish a new key (it signs from now on); with drop_old, unpublish older ones of alg."""
-        key = new_key(alg)
+        key = new_key(alg, use=use)
         with self._lock:
             kept = [k for k in self.keys if not (drop_old and k.alg == alg)]
             self.keys = [*kept, key]

@@ -357,6 +357,17 @@ def test_a_provider_token_signed_by_another_key_than_its_kid_says_is_rejected(
     assert rejection(oidc_tokens, wrong_key) == "the token's signature does not check out"
 
 
+def test_a_published_encryption_key_is_not_a_signing_key(
+    oidc_tokens: JwtTokens, idp: FakeOidcProvider
+) -> None:
+    enc_key = idp.rotate("RS256", use="enc")
+    token = idp.mint(valid_claims(iss=idp.issuer), kid=enc_key.kid)
+
+    assert jwt.get_unverified_header(token)["kid"] == enc_key.kid
+    assert rejection(oidc_tokens, token) == "unknown signing key"
+    assert idp.jwks_requests == 1
+
+
 def test_a_provider_token_without_kid_is_rejected(
     oidc_tokens: JwtTokens, idp: FakeOidcProvider
 ) -> None:
@@ -403,7 +414,7 @@ def test_a_dropped_key_stops_verifying_once_the_cache_expires(
 def test_unknown_kids_from_many_threads_fetch_once_per_interval(
     oidc_tokens: JwtTokens, idp: FakeOidcProvider, clock: FakeMonotonic
 ) -> None:
-    idp.delay_seconds = 0.05  # slow provider: without the lock, the threads' fetches would overlap
+    idp.delay_seconds = 0.05  # a slow provider: many threads arrive while a fetch is running
 
     def storm() -> list[BaseException | None]:
         forged = [idp.mint(valid_claims(iss=idp.issuer), kid=uuid.uuid4().hex) for _ in range(200)]
@@ -430,6 +441,24 @@ def test_unknown_kids_from_many_threads_fetch_once_per_interval(
     for outcome in first + second:
         assert isinstance(outcome, NotAuthenticated)
         assert outcome.message == "unknown signing key"
+
+
+def test_threads_arriving_during_a_refetch_wait_for_it_and_get_the_new_key(
+    oidc_tokens: JwtTokens, idp: FakeOidcProvider, clock: FakeMonotonic
+) -> None:
+    oidc_tokens.verify(idp.mint(valid_claims(iss=idp.issuer)))
+    clock.advance(MIN_REFETCH_SECONDS + 1)
+    idp.rotate("ES256")
+    new_tokens = [
+        idp.mint(valid_claims(iss=idp.issuer, sub=f"u{i}"), alg="ES256") for i in range(32)
+    ]
+    idp.delay_seconds = 0.3  # every thread starts while the first one's fetch is in flight
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        subjects = list(pool.map(lambda token: oidc_tokens.verify(token)["sub"], new_tokens))
+
+    assert subjects == [f"u{i}" for i in range(32)]
+    assert idp.jwks_requests == 2
 
 
 @pytest.mark.parametrize(
