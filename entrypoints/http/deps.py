@@ -8,6 +8,7 @@ from litestar import Request
 from litestar.di import NamedDependency, Provide
 
 from application.context import Context
+from application.errors import InvalidRequest
 from application.results import Written
 from entrypoints.container import Services
 from entrypoints.http.auth import authenticate, context_for
@@ -20,7 +21,23 @@ def services_of(request: Request[Any, Any, Any]) -> Services:
 
 def provide_ctx(request: Request[Any, Any, Any]) -> Context:
     services = services_of(request)
-    return context_for(request, authenticate(request, services.tokens))
+    ctx = context_for(request, authenticate(request, services.tokens))
+    _wait_for_position(request, services)
+    return ctx
+
+
+def _wait_for_position(request: Request[Any, Any, Any], services: Services) -> None:
+    """A read may send the X-Log-Position a write answered (possibly from another process) and
+    will see at least that write: the read models are brought up to it first."""
+    wanted = request.headers.get("x-log-position")
+    if wanted is None or request.method != "GET":
+        return
+    try:
+        position = int(wanted)
+    except ValueError:
+        raise InvalidRequest("X-Log-Position", "must be a whole number") from None
+    # Never wait past the log's head: a position from the future cannot be waited for.
+    services.projections.catch_up(min(max(position, 0), services.log.head()))
 
 
 def provide_services(request: Request[Any, Any, Any]) -> Services:

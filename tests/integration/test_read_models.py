@@ -130,3 +130,25 @@ def test_concurrent_runners_apply_each_event_once(
     fresh = make_services(database_url)
     fresh.projections.replay()
     assert snapshot(services) == snapshot(fresh)
+
+
+def test_a_read_with_a_log_position_sees_a_write_made_by_another_process(
+    services: Services, make_services: Any, database_url: str
+) -> None:
+    from litestar.testing import TestClient
+
+    from entrypoints.http.app import create_app
+    from tests.conftest import Api
+
+    writer = make_services(database_url)  # another process: its writes are not applied here
+    tenant_ids = run_workload(writer, tenants=1, people=1)
+    position = writer.log.head()
+    with TestClient(create_app(services, follow_log=False)) as client:
+        api = Api(client, services)
+        auth = api.as_("platform-admin")
+        path = f"/tenants/{tenant_ids[0]}"
+        assert api.request("GET", path, auth=auth).status_code == 404  # not applied yet
+        seen = api.request("GET", path, auth=auth, headers={"X-Log-Position": str(position)})
+        assert seen.status_code == 200
+        bad = api.request("GET", path, auth=auth, headers={"X-Log-Position": "soon"})
+        assert bad.status_code == 400
