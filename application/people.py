@@ -38,18 +38,7 @@ class CreatePerson(msgspec.Struct, rename="camel", forbid_unknown_fields=True, f
     organisational_units: list[str] = []
 
     def profile(self) -> Profile:
-        return Profile(
-            first_name=self.first_name,
-            last_name=self.last_name,
-            email=self.email,
-            employee_reference=self.employee_reference,
-            job_title=self.job_title,
-            employment_start_date=self.employment_start_date,
-            employment_end_date=self.employment_end_date,
-            line_manager_id=self.line_manager_id,
-            department=self.department,
-            cost_centre=self.cost_centre,
-        )
+        return Profile.of(self)
 
 
 class PatchPerson(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):

@@ -36,6 +36,11 @@ class Profile:
     department: str | None
     cost_centre: str | None
 
+    @classmethod
+    def of(cls, source: object) -> Profile:
+        """The profile fields of anything that has them as attributes (a command, a person)."""
+        return cls(**{name: getattr(source, name) for name in cls.__dataclass_fields__})
+
     def validated(self, person_id: UUID | None = None) -> Profile:
         if person_id is not None and self.line_manager_id == person_id:
             raise InvalidValue("lineManagerId", "a person cannot be their own line manager")
@@ -286,18 +291,7 @@ class Person(Aggregate):
     # -- queries --------------------------------------------------------------------------
 
     def profile(self) -> Profile:
-        return Profile(
-            first_name=self.first_name,
-            last_name=self.last_name,
-            email=self.email,
-            employee_reference=self.employee_reference,
-            job_title=self.job_title,
-            employment_start_date=self.employment_start_date,
-            employment_end_date=self.employment_end_date,
-            line_manager_id=self.line_manager_id,
-            department=self.department,
-            cost_centre=self.cost_centre,
-        )
+        return Profile.of(self)
 
     def _set_profile(self, event: Person.Updated) -> None:
         for name in Profile.__dataclass_fields__:
