@@ -170,15 +170,19 @@ class PeopleCommands:
         person.reactivate(at=self._clock.now())
         return self._save(ctx, person)
 
-    def assign_unit(self, ctx: Context, person_id: UUID, cmd: AssignUnit) -> Written:
+    def assign_unit(
+        self, ctx: Context, person_id: UUID, cmd: AssignUnit, if_match: int | None
+    ) -> Written:
         ctx.require("person:write")
-        _, person = self._person(ctx, person_id, None)
+        _, person = self._person(ctx, person_id, if_match)
         person.assign_unit(unit=cmd.unit, at=self._clock.now())
         return self._save(ctx, person)
 
-    def remove_unit(self, ctx: Context, person_id: UUID, unit: str) -> Written:
+    def remove_unit(
+        self, ctx: Context, person_id: UUID, unit: str, if_match: int | None
+    ) -> Written:
         ctx.require("person:write")
-        _, person = self._person(ctx, person_id, None)
+        _, person = self._person(ctx, person_id, if_match)
         person.remove_unit(unit=unit, at=self._clock.now())
         return self._save(ctx, person)
 

@@ -15,6 +15,7 @@ from application.errors import InvalidRequest, NotFound
 from application.event_log import EventLog
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+MAX_POSITION = 2**63 - 1  # BIGINT: no store holds a larger position or version
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -90,7 +91,7 @@ def decode_cursor(cursor: str | None) -> int:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = text.partition(":")
         after = int(value)
-        if kind != "a" or after < 0:
+        if kind != "a" or not 0 <= after <= MAX_POSITION:
             raise ValueError(cursor)
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise InvalidRequest("cursor", "is not a cursor this API returned") from None
@@ -188,8 +189,8 @@ class AuditQueries:
         aggregate_type = self._audit.aggregate_type(ctx.require_tenant(), aggregate_id)
         if aggregate_type is None:
             raise NotFound("stream", aggregate_id)
-        if version < 1:
-            raise InvalidRequest("version", "must be 1 or more")
+        if not 1 <= version <= MAX_POSITION:
+            raise InvalidRequest("version", f"must be between 1 and {MAX_POSITION}")
         events = self._log.history(aggregate_id, up_to_version=version)
         state = self._render(aggregate_type, events)
         if len(events) < version or state is None:

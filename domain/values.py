@@ -18,8 +18,20 @@ _PHONE = re.compile(r"^\+?[0-9 ()\-.]{5,32}$")
 _UNIT = re.compile(r"^[^/\s][^/]{0,99}$")
 
 
+# C0 controls and DEL, but tab and line breaks: no client means them, PostgreSQL text cannot
+# hold NUL, and they hide in logs and exports.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _stripped(field: str, value: str) -> str:
+    """The value without surrounding white space; control characters are refused."""
+    if _CONTROL.search(value):
+        raise InvalidValue(field, "must not contain control characters")
+    return value.strip()
+
+
 def required_text(field: str, value: str, max_length: int = 200) -> str:
-    text = value.strip()
+    text = _stripped(field, value)
     if not text:
         raise InvalidValue(field, "must not be empty")
     if len(text) > max_length:
@@ -30,14 +42,14 @@ def required_text(field: str, value: str, max_length: int = 200) -> str:
 def optional_text(field: str, value: str | None, max_length: int = 200) -> str | None:
     if value is None:
         return None
-    text = value.strip()
+    text = _stripped(field, value)
     if len(text) > max_length:
         raise InvalidValue(field, f"must be at most {max_length} characters")
     return text or None
 
 
 def email(field: str, value: str) -> str:
-    text = value.strip()
+    text = _stripped(field, value)
     if len(text) > 254 or not _EMAIL.match(text):
         raise InvalidValue(field, "must be an email address such as name@example.com")
     return text
@@ -46,7 +58,7 @@ def email(field: str, value: str) -> str:
 def phone_number(field: str, value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
-    text = value.strip()
+    text = _stripped(field, value)
     if not _PHONE.match(text):
         raise InvalidValue(field, "must be a phone number of digits, spaces and +()-.")
     return text
@@ -85,7 +97,7 @@ def one_of(field: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 def unit_name(field: str, value: str) -> str:
-    text = value.strip()
+    text = _stripped(field, value)
     if not _UNIT.match(text):
         raise InvalidValue(field, "must be 1-100 characters with no '/'")
     return text

@@ -42,9 +42,20 @@ async def send_request_id(message: Message, scope: Scope) -> None:
 
 
 def json_body_middleware(app: ASGIApp) -> ASGIApp:
-    """A write with a body must say it is JSON (415 otherwise), before anything decodes it."""
+    """A write with a body must say it is JSON (415 otherwise), before anything decodes it; and
+    no query string may carry a NUL (no filter means one, and PostgreSQL text cannot hold it)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
+            await _reject(
+                scope,
+                send,
+                400,
+                "invalid-input",
+                "Invalid input",
+                "query parameters must not contain NUL characters",
+            )
+            return
         if (
             scope["type"] == "http"
             and scope["method"].encode() in _WRITES
@@ -58,27 +69,36 @@ def json_body_middleware(app: ASGIApp) -> ASGIApp:
                 and content_type != "application/json"
                 and not content_type.endswith("+json")
             ):
-                await _reject_415(scope, send, content_type)
+                await _reject(
+                    scope,
+                    send,
+                    415,
+                    "unsupported-media-type",
+                    "Unsupported media type",
+                    f"send the body as application/json, not {content_type!r}",
+                )
                 return
         await app(scope, receive, send)
 
     return middleware
 
 
-async def _reject_415(scope: Scope, send: Send, content_type: str) -> None:
+async def _reject(
+    scope: Scope, send: Send, status: int, code: str, title: str, detail: str
+) -> None:
     body: dict[str, Any] = {
-        "type": PROBLEM_BASE + "unsupported-media-type",
-        "title": "Unsupported media type",
-        "status": 415,
-        "detail": f"send the body as application/json, not {content_type!r}",
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
         "instance": scope["path"],
-        "code": "unsupported-media-type",
+        "code": code,
     }
     payload = msgspec.json.encode(body)
     await send(
         {
             "type": "http.response.start",
-            "status": 415,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(payload)).encode()),

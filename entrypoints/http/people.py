@@ -137,16 +137,18 @@ def approve_photo(
 
 @post("/{person_id:uuid}/units", sync_to_thread=False, status_code=200)
 def assign_unit(
-    person_id: FromPath[UUID], data: JSONBody[AssignUnit], ctx: Ctx, services: Svc
+    person_id: FromPath[UUID], data: JSONBody[AssignUnit], ctx: Ctx, services: Svc, request: Req
 ) -> Response[bytes]:
-    return _person(services, ctx, _commands(services).assign_unit(ctx, person_id, data))
+    written = _commands(services).assign_unit(ctx, person_id, data, if_match(request))
+    return _person(services, ctx, written)
 
 
 @delete("/{person_id:uuid}/units/{unit:str}", sync_to_thread=False, status_code=200)
 def remove_unit(
-    person_id: FromPath[UUID], unit: FromPath[str], ctx: Ctx, services: Svc
+    person_id: FromPath[UUID], unit: FromPath[str], ctx: Ctx, services: Svc, request: Req
 ) -> Response[bytes]:
-    return _person(services, ctx, _commands(services).remove_unit(ctx, person_id, unit))
+    written = _commands(services).remove_unit(ctx, person_id, unit, if_match(request))
+    return _person(services, ctx, written)
 
 
 router = Router(

@@ -69,7 +69,7 @@ def run_workload(services: Services, tenants: int = 3, people: int = 5) -> list[
                     organisational_units=["eng"] if p % 2 else [],
                 ),
             ).id
-            people_commands.assign_unit(hr, pid, AssignUnit(unit="all-staff"))
+            people_commands.assign_unit(hr, pid, AssignUnit(unit="all-staff"), None)
             if p % 3 == 0:
                 people_commands.patch(
                     hr, pid, PatchPerson(job_title="Lead", email=f"lead{p}@t{t}.example"), None

@@ -28,8 +28,10 @@ codec_settings = settings(
 
 
 def trimmed_text(max_size: int) -> st.SearchStrategy[str]:
-    """Any text without surrounding white space (the domain trims), non-ASCII included."""
-    return st.text(min_size=1, max_size=max_size).map(str.strip).filter(bool)
+    """Any text without surrounding white space (the domain trims), non-ASCII included, without
+    the control characters the domain refuses."""
+    printable = st.characters(blacklist_categories=("Cc", "Cs"))
+    return st.text(printable, min_size=1, max_size=max_size).map(str.strip).filter(bool)
 
 
 no_space_or_at = st.characters(

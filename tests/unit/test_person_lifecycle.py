@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
@@ -47,7 +48,12 @@ def good(strategy: st.SearchStrategy[tuple[Any, Any]]) -> st.SearchStrategy[tupl
     return strategy.filter(lambda p: p[1] is not BAD)
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # refused by domain.values
+
+
 def unit_or_bad(raw: str) -> Any:
+    if CONTROL.search(raw):
+        return BAD
     text = raw.strip()
     return text if 0 < len(text) <= 100 and "/" not in text else BAD
 

@@ -8,6 +8,7 @@ the input must be refused with InvalidValue.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +32,7 @@ from domain.errors import IllegalTransition, InvalidValue, TenantNotActive
 from domain.tenant import Tenant
 
 BAD = object()  # marks an input the domain must refuse
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # refused by domain.values
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 META = EventMeta(actor="user:test", request_id="req-1")
 
@@ -44,6 +46,8 @@ def memory_log() -> EventLog:
 
 
 def trimmed_or_bad(raw: str, max_length: int = 200) -> Any:
+    if CONTROL.search(raw):
+        return BAD
     text = raw.strip()
     return text if 0 < len(text) <= max_length else BAD
 
@@ -52,7 +56,7 @@ def optional_trimmed(raw: str | None, max_length: int = 200) -> Any:
     if raw is None:
         return None
     text = raw.strip()
-    if len(text) > max_length:
+    if len(text) > max_length or CONTROL.search(raw):
         return BAD
     return text or None
 

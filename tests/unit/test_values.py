@@ -4,6 +4,7 @@ refusal names the field the way the API spells it."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -75,8 +76,9 @@ BAD_EMAILS = (
 
 field_names = st.text(min_size=1, max_size=30)
 blank = st.text(alphabet=" \t\n\r\u00a0\u2003", max_size=10)
-# Text with no surrounding white space of its own.
-core_text = st.text(min_size=1, max_size=40).map(str.strip).filter(bool)
+# Text with no surrounding white space of its own, and no control characters (refused).
+printable = st.characters(blacklist_categories=("Cc", "Cs"))
+core_text = st.text(printable, min_size=1, max_size=40).map(str.strip).filter(bool)
 
 
 def mixed_case(code: str, data: st.DataObject) -> str:
@@ -164,6 +166,26 @@ class TestRequiredText:
         assert values.required_text("name", "y" * 200) == "y" * 200
         with pytest.raises(InvalidValue):
             values.required_text("name", "y" * 201)
+
+
+@pytest.mark.parametrize("bad", ["\x00", "a\x00b", "x\x1b[31m", "\x7f", "\x0b"])
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda v: values.required_text("f", v),
+        lambda v: values.optional_text("f", v),
+        lambda v: values.email("f", f"a{v}@b.co"),
+        lambda v: values.unit_name("f", v + "x"),
+    ],
+)
+def test_control_characters_are_refused(check: Any, bad: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        check(bad)
+    assert caught.value.field == "f"
+
+
+def test_tabs_and_line_breaks_inside_text_are_kept() -> None:
+    assert values.optional_text("reason", " line one\nline\ttwo ", 500) == "line one\nline\ttwo"
 
 
 class TestOptionalText:
