@@ -88,6 +88,8 @@ class PeopleProjection:
         " status TEXT NOT NULL, search TEXT NOT NULL, version INTEGER NOT NULL,"
         " doc TEXT NOT NULL, PRIMARY KEY (tenant_id, person_id))",
         "CREATE INDEX IF NOT EXISTS rm_people_list ON rm_people (tenant_id, seq)",
+        # Lists default to active people; their count and page then read this index only.
+        "CREATE INDEX IF NOT EXISTS rm_people_active ON rm_people (tenant_id, status, seq)",
         "CREATE TABLE IF NOT EXISTS rm_person_units ("
         " tenant_id TEXT NOT NULL, unit TEXT NOT NULL, person_id TEXT NOT NULL,"
         " PRIMARY KEY (tenant_id, unit, person_id))",
