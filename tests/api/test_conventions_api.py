@@ -12,28 +12,10 @@ from typing import Any
 import jwt
 import pytest
 
+from tests.api.problems import problem
 from tests.conftest import Api
 
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "code"}
 TENANT = {"name": "Convention Co", "contactEmail": "ops@example.com"}
-
-
-def problem(response: Any, status: int, code: str | None = None, field: str | None = None) -> Any:
-    """Assert `response` is an RFC 9457 problem with `status` (and `code`, `errors[].field`)."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body.keys() >= PROBLEM_KEYS, body
-    assert body["status"] == status
-    assert body["instance"] == response.request.url.path
-    assert isinstance(body["title"], str)
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    if code is not None:
-        assert body["code"] == code, body
-    if field is not None:
-        assert field in [e["field"] for e in body.get("errors", [])], body
-    return body
 
 
 def admin(api: Api) -> dict[str, str]:

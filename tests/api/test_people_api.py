@@ -9,30 +9,15 @@ from typing import Any
 
 import pytest
 
+from tests.api.problems import problem
 from tests.conftest import Api
 
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "code"}
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
     b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99"
     b"=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
 )
-
-
-def problem(response: Any, status: int, code: str | None = None, field: str | None = None) -> Any:
-    """Assert `response` is an RFC 9457 problem with `status` (and `code`, `errors[].field`)."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body.keys() >= PROBLEM_KEYS, body
-    assert body["status"] == status
-    assert body["instance"] == response.request.url.path
-    if code is not None:
-        assert body["code"] == code, body
-    if field is not None:
-        assert field in [e["field"] for e in body.get("errors", [])], body
-    return body
 
 
 def person_body(**fields: Any) -> dict[str, Any]:
