@@ -62,3 +62,18 @@ class InvalidRequest(ApplicationError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.field_message = message
+
+
+class ReadModelsBehind(ApplicationError):
+    """The command was recorded, but the read models could not be brought up to it (503).
+
+    Never a reason to retry the write: `position` says where it landed in the log."""
+
+    code = "read-models-behind"
+
+    def __init__(self, position: int) -> None:
+        super().__init__(
+            f"the change was recorded at log position {position}, but the read models are"
+            " behind; read it again shortly (send X-Log-Position to wait for it)"
+        )
+        self.position = position

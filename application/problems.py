@@ -19,6 +19,7 @@ from application.errors import (
     NotAuthenticated,
     NotFound,
     PreconditionFailed,
+    ReadModelsBehind,
 )
 from domain.errors import (
     DomainError,
@@ -41,6 +42,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (IllegalTransition, 409, "Illegal state transition"),
     (ConcurrentWrite, 409, "Concurrent write"),
     (PreconditionFailed, 412, "Precondition failed"),
+    (ReadModelsBehind, 503, "Recorded, read models behind"),
 ]
 
 
@@ -62,6 +64,8 @@ def problem_for(error: DomainError | ApplicationError) -> dict[str, Any]:
         problem["errors"] = [{"field": error.field, "message": error.field_message}]
     if isinstance(error, KeyAlreadyClaimed):
         problem["errors"] = [{"field": error.field, "message": "already in use"}]
+    if isinstance(error, ReadModelsBehind):
+        problem["position"] = error.position
     if isinstance(error, IllegalTransition):
         problem["transition"] = {"action": error.action, "from": error.state}
     return problem

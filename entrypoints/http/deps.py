@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Request
 from litestar.di import NamedDependency, Provide
 
 from application.context import Context
-from application.errors import InvalidRequest
+from application.errors import InvalidRequest, ReadModelsBehind
 from application.results import Written
 from entrypoints.container import Services
 from entrypoints.http.auth import authenticate, context_for
+
+log = logging.getLogger("workledger.http")
 
 
 def services_of(request: Request[Any, Any, Any]) -> Services:
@@ -44,9 +47,20 @@ def provide_services(request: Request[Any, Any, Any]) -> Services:
     return services_of(request)
 
 
+def settle(services: Services, position: int) -> None:
+    """Read-your-writes: bring the read models up to a command's last event before answering.
+
+    If that fails the write still stands: the client is told so (503 with the position), never
+    a 500 that would invite it to write again."""
+    try:
+        services.projections.catch_up(position)
+    except Exception as error:
+        log.exception("read models could not reach position %s", position)
+        raise ReadModelsBehind(position) from error
+
+
 def settled(services: Services, written: Written) -> Written:
-    """Read-your-writes: bring the read models up to the command's last event before answering."""
-    services.projections.catch_up(written.position)
+    settle(services, written.position)
     return written
 
 

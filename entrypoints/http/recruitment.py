@@ -8,13 +8,13 @@ from litestar import Response, Router, post
 from litestar.params import JSONBody
 
 from application.recruitment import ImportHire, RecruitmentImport
-from entrypoints.http.deps import Ctx, Svc
+from entrypoints.http.deps import Ctx, Svc, settle
 
 
 @post("/import", sync_to_thread=False, status_code=201)
 def import_hire(data: JSONBody[ImportHire], ctx: Ctx, services: Svc) -> Response[Any]:
     result = services.get(RecruitmentImport).import_hire(ctx, data)
-    services.projections.catch_up(result.position)
+    settle(services, result.position)
     status = 201 if result.status == "created" else 200
     return Response(
         {"personId": str(result.person_id), "status": result.status},

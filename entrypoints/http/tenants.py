@@ -19,7 +19,7 @@ from application.tenants import (
     TenantCommands,
     UpdateTenant,
 )
-from entrypoints.http.deps import Ctx, Svc, settled
+from entrypoints.http.deps import Ctx, Svc, settle, settled
 from entrypoints.http.responses import document, if_match, page, raw
 
 Req = Request[Any, Any, Any]
@@ -43,7 +43,7 @@ def provision(data: JSONBody[ProvisionTenant], ctx: Ctx, services: Svc) -> Respo
 def provision_many(data: JSONBody[ProvisionTenants], ctx: Ctx, services: Svc) -> Response[Any]:
     results, position = services.get(TenantCommands).provision_many(ctx, data)
     if position:
-        services.projections.catch_up(position)
+        settle(services, position)
     headers = {"X-Log-Position": str(position or services.log.head())}
     return Response({"results": results}, status_code=207, headers=headers)
 

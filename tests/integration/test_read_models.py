@@ -152,3 +152,36 @@ def test_a_read_with_a_log_position_sees_a_write_made_by_another_process(
         assert seen.status_code == 200
         bad = api.request("GET", path, auth=auth, headers={"X-Log-Position": "soon"})
         assert bad.status_code == 400
+
+
+def test_a_write_whose_read_models_fail_is_reported_as_recorded_not_as_a_500(
+    sqlite_services: Services,
+) -> None:
+    from litestar.testing import TestClient
+
+    from entrypoints.http.app import create_app
+    from tests.conftest import Api
+
+    broken = Explodes(TenantsProjection(), fail_at=1)
+    sqlite_services.projections = ProjectionRunner(
+        sqlite_services.log, sqlite_services.db, [broken, PeopleProjection(), AuditProjection()]
+    )
+    with TestClient(create_app(sqlite_services, follow_log=False)) as client:
+        api = Api(client, sqlite_services)
+        response = api.request(
+            "POST",
+            "/tenants",
+            json={"name": "Stalled", "contactEmail": "a@b.co"},
+            auth=api.as_("platform-admin"),
+        )
+        assert response.status_code == 503
+        body = response.json()
+        assert body["code"] == "read-models-behind"
+        assert body["position"] == sqlite_services.log.head()  # the write itself stands
+        listed = api.request(
+            "GET",
+            "/tenants",
+            auth=api.as_("platform-admin"),
+            headers={"X-Log-Position": str(body["position"])},
+        )
+        assert listed.json()["totalCount"] == 1  # the one-off failure healed on the next try
