@@ -40,7 +40,9 @@ class Server:
         return out.stdout.strip()
 
 
-def start(tmp_path: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[str], Server]:
+def start(
+    tmp_path: Path, extra_env: dict[str, str], *args: str
+) -> tuple[subprocess.Popen[str], Server]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLEDGER_")}
     env.update({"WORKLEDGER_VAR_DIR": str(tmp_path / "var"), **extra_env})
@@ -144,3 +146,36 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it(tmp_path: Path) ->
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
     assert "WORKLEDGER_DATABASE_URL" in lines[0]
+
+
+def test_two_worker_processes_share_one_store_and_never_double_apply(tmp_path: Path) -> None:
+    """`serve --workers 2` on SQLite: writes land on either process, every read sees them (the
+    writer's own read models, or another's via X-Log-Position), and each event is projected once."""
+    process, server = start(tmp_path, {}, "--workers", "2")
+    try:
+        admin = {"Authorization": f"Bearer {server.token('--role', 'platform-admin')}"}
+        with httpx.Client(base_url=server.base + "/api/v1", timeout=10) as http:
+            positions = []
+            for i in range(12):  # new connections spread over both workers
+                created = http.post(
+                    "/tenants",
+                    headers={**admin, "Connection": "close"},
+                    json={"name": f"Worker Co {i}", "contactEmail": "ops@example.com"},
+                )
+                assert created.status_code == 201, created.text
+                positions.append(int(created.headers["x-log-position"]))
+            for _ in range(4):
+                listed = http.get(
+                    "/tenants",
+                    headers={**admin, "Connection": "close", "X-Log-Position": str(max(positions))},
+                )
+                assert listed.json()["totalCount"] == 12
+            trail = http.get(
+                "/tenants",
+                headers={**admin, "X-Log-Position": str(max(positions))},
+                params={"limit": 200},
+            ).json()
+            assert len({t["tenantId"] for t in trail["tenants"]}) == 12
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
