@@ -18,6 +18,7 @@ T = TypeVar("T")
 def claim(
     log: EventLog,
     *,
+    assume_new: bool = False,
     scope: str,
     value: str,
     owner_id: UUID,
@@ -27,10 +28,12 @@ def claim(
 ) -> UniqueKey:
     """The key aggregate with a pending claim for `owner_id`, to be saved with the owner.
 
-    Raises KeyAlreadyClaimed when someone else holds the key.
+    Raises KeyAlreadyClaimed when someone else holds the key. With `assume_new` the key is not
+    read first (most keys are new: a read saved per key); if it does exist, the save fails with
+    ConcurrentWrite and the caller runs again without assuming (see `optimistically`).
     """
     key_id = unique_key_id(scope, value, None if platform_wide else tenant_id)
-    key = log.load(UniqueKey, key_id)
+    key = None if assume_new else log.load(UniqueKey, key_id)
     if key is None:
         return UniqueKey.claim_new(
             scope=scope,
@@ -85,3 +88,12 @@ def retry_once(command: Callable[[], T]) -> T:
         return command()
     except ConcurrentWrite:
         return command()
+
+
+def optimistically(command: Callable[[bool], T]) -> T:
+    """Run `command(assume_new=True)`; if it lost a race or assumed wrongly, run it again reading
+    everything (`assume_new=False`), which turns a taken key into KeyAlreadyClaimed."""
+    try:
+        return command(True)
+    except ConcurrentWrite:
+        return command(False)

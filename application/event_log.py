@@ -157,7 +157,9 @@ class EventLog(Application[UUID]):
             raise ConcurrentWrite(
                 "the resource was changed by another request at the same time; retry"
             ) from error
-        return max((r.notification.id for r in recordings), default=self.head())
+        if not recordings:  # nothing changed: the log is where it was
+            return self.head()
+        return max(r.notification.id for r in recordings)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import msgspec
 from eventsourcing.domain import Aggregate
 from msgspec import UNSET, UnsetType
 
-from application.claims import change_claim, claim, retry_once
+from application.claims import change_claim, claim, optimistically, retry_once
 from application.context import Context
 from application.errors import InvalidRequest, NotFound
 from application.event_log import EventLog
@@ -82,9 +82,13 @@ class PeopleCommands:
 
     def create(self, ctx: Context, cmd: CreatePerson) -> Written:
         ctx.require("person:write")
-        return retry_once(lambda: self.hire(ctx, self._ids.new_id(), cmd))
+        return optimistically(
+            lambda assume_new: self.hire(ctx, self._ids.new_id(), cmd, assume_new=assume_new)
+        )
 
-    def hire(self, ctx: Context, person_id: UUID, cmd: CreatePerson) -> Written:
+    def hire(
+        self, ctx: Context, person_id: UUID, cmd: CreatePerson, *, assume_new: bool = False
+    ) -> Written:
         """Create a person with a given id (the recruitment import chooses its own)."""
         tenant = self._active_tenant(ctx)
         now = self._clock.now()
@@ -100,6 +104,7 @@ class PeopleCommands:
         keys = [
             claim(
                 self._log,
+                assume_new=assume_new,
                 scope=scope,
                 value=value,
                 owner_id=person.id,

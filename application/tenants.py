@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 from eventsourcing.domain import Aggregate
 
-from application.claims import change_claim, claim, retry_once
+from application.claims import change_claim, claim, optimistically, retry_once
 from application.context import Context
 from application.errors import ApplicationError, NotFound
 from application.event_log import EventLog
@@ -90,9 +90,9 @@ class TenantCommands:
 
     def provision(self, ctx: Context, cmd: ProvisionTenant) -> Written:
         ctx.require("tenant:create")
-        return retry_once(lambda: self._provision(ctx, cmd))
+        return optimistically(lambda assume_new: self._provision(ctx, cmd, assume_new))
 
-    def _provision(self, ctx: Context, cmd: ProvisionTenant) -> Written:
+    def _provision(self, ctx: Context, cmd: ProvisionTenant, assume_new: bool) -> Written:
         now = self._clock.now()
         tenant_id = self._ids.new_id()
         tenant = Tenant.provision(
@@ -109,6 +109,7 @@ class TenantCommands:
         )
         key = claim(
             self._log,
+            assume_new=assume_new,
             scope=NAME_SCOPE,
             value=tenant.name,
             owner_id=tenant_id,
