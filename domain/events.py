@@ -30,3 +30,5 @@ class TenantEvent(Aggregate.Event):
 
     # Set to False on bookkeeping events (uniqueness claims) that are not part of the audit trail.
     audited: ClassVar[bool] = True
+    # The public webhook event type (`<resource>.<verb>`, API.md), or None for internal events.
+    webhook: ClassVar[str | None] = None

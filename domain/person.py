@@ -70,6 +70,7 @@ class Person(Aggregate):
 
     class Created(Event, Aggregate.Created):
         TOPIC = "workledger:PersonCreated"
+        webhook = "person.created"
         first_name: str
         last_name: str
         email: str
@@ -86,6 +87,8 @@ class Person(Aggregate):
         """Carries the whole profile after the change, and which fields changed."""
 
         TOPIC = "workledger:PersonUpdated"
+
+        webhook = "person.updated"
         first_name: str
         last_name: str
         email: str
@@ -103,6 +106,7 @@ class Person(Aggregate):
 
     class Deactivated(Event):
         TOPIC = "workledger:PersonDeactivated"
+        webhook = "person.deactivated"
         employment_end_date: date
         reason: str | None
 
@@ -112,6 +116,7 @@ class Person(Aggregate):
 
     class Reactivated(Event):
         TOPIC = "workledger:PersonReactivated"
+        webhook = "person.reactivated"
 
         def apply(self, aggregate: Person) -> None:
             aggregate.status = ACTIVE
@@ -128,6 +133,7 @@ class Person(Aggregate):
 
     class PhotoApproved(Event):
         TOPIC = "workledger:PersonPhotoApproved"
+        webhook = "person.photo.approved"
         sha256: str
 
         def apply(self, aggregate: Person) -> None:
@@ -136,6 +142,7 @@ class Person(Aggregate):
 
     class UnitAssigned(Event):
         TOPIC = "workledger:PersonUnitAssigned"
+        webhook = "person.unit.assigned"
         unit: str
 
         def apply(self, aggregate: Person) -> None:
@@ -143,6 +150,7 @@ class Person(Aggregate):
 
     class UnitRemoved(Event):
         TOPIC = "workledger:PersonUnitRemoved"
+        webhook = "person.unit.removed"
         unit: str
 
         def apply(self, aggregate: Person) -> None:

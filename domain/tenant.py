@@ -32,6 +32,7 @@ class Tenant(Aggregate):
 
     class Created(Event, Aggregate.Created):
         TOPIC = "workledger:TenantCreated"
+        webhook = "tenant.created"
         name: str
         contact_email: str
         phone_number: str | None
@@ -43,6 +44,7 @@ class Tenant(Aggregate):
 
     class Updated(Event):
         TOPIC = "workledger:TenantUpdated"
+        webhook = "tenant.updated"
         name: str
         contact_email: str
         phone_number: str | None
@@ -56,6 +58,7 @@ class Tenant(Aggregate):
 
     class Suspended(Event):
         TOPIC = "workledger:TenantSuspended"
+        webhook = "tenant.suspended"
         reason: str | None
 
         def apply(self, aggregate: Tenant) -> None:
@@ -63,12 +66,14 @@ class Tenant(Aggregate):
 
     class Reactivated(Event):
         TOPIC = "workledger:TenantReactivated"
+        webhook = "tenant.reactivated"
 
         def apply(self, aggregate: Tenant) -> None:
             aggregate.status = ACTIVE
 
     class Closed(Event):
         TOPIC = "workledger:TenantClosed"
+        webhook = "tenant.closed"
         reason: str | None
 
         def apply(self, aggregate: Tenant) -> None:
@@ -76,6 +81,7 @@ class Tenant(Aggregate):
 
     class SubscriptionChanged(Event):
         TOPIC = "workledger:TenantSubscriptionChanged"
+        webhook = "tenant.updated"
         plan: str
         seats: int
         status: str
@@ -89,6 +95,7 @@ class Tenant(Aggregate):
 
     class SettingsChanged(Event):
         TOPIC = "workledger:TenantSettingsChanged"
+        webhook = "tenant.updated"
         currency: str
         timezone: str
         payment_terms_days: int
