@@ -58,3 +58,16 @@ class KeyAlreadyClaimed(DomainError):
         super().__init__(f"{field} {value!r} is already in use")
         self.field = field
         self.value = value
+
+
+class CapacityExceeded(DomainError):
+    """A squad cannot take more hours in some week than its weekly capacity (409)."""
+
+    code = "over-capacity"
+
+    def __init__(self, week: str, requested: str, available: str) -> None:
+        super().__init__(
+            f"the week of {week} would be over capacity: {requested} hours requested,"
+            f" {available} available"
+        )
+        self.week = week
