@@ -3,6 +3,8 @@ race on a key into the right 409."""
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
@@ -75,6 +77,21 @@ def change_claim(
         return [acquired]
     released.release(owner_id=owner_id, at=at)
     return [acquired, released]
+
+
+def rerun_on_conflict(command: Callable[[], T], attempts: int = 5) -> T:
+    """Run a command that re-reads everything it decides on, again each time it loses a race to
+    a concurrent writer of the same aggregate (hot aggregates: a squad being staffed, a
+    milestone's last tasks). Each rerun decides afresh against the winner's events; a short
+    random pause keeps the losers from colliding again in lock-step."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return command()
+        except ConcurrentWrite:
+            if attempt == attempts:
+                raise
+            time.sleep(random.uniform(0, 0.002 * attempt))  # jitter, not security
+    raise AssertionError("unreachable")
 
 
 def retry_once(command: Callable[[], T]) -> T:

@@ -22,6 +22,7 @@ from application.errors import (
     ReadModelsBehind,
 )
 from domain.errors import (
+    CapacityExceeded,
     DomainError,
     IllegalTransition,
     InvalidValue,
@@ -40,6 +41,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (NotFound, 404, "Not found"),
     (KeyAlreadyClaimed, 409, "Already exists"),
     (IllegalTransition, 409, "Illegal state transition"),
+    (CapacityExceeded, 409, "Over capacity"),
     (ConcurrentWrite, 409, "Concurrent write"),
     (PreconditionFailed, 412, "Precondition failed"),
     (ReadModelsBehind, 503, "Recorded, read models behind"),

@@ -241,6 +241,17 @@ class Engagement(Aggregate):
         checked = terms.validated()
         if checked == self.terms:
             return
+        milestones = list(self.milestones.values())
+        if checked.currency != self.terms.currency and any(m.amount for m in milestones):
+            # Milestone amounts are in the engagement's currency; re-denominating them silently
+            # would bill the wrong figure.
+            raise InvalidValue(
+                f"{PRICING}.currency", "cannot change while milestones carry amounts"
+            )
+        if any(not checked.start_date <= m.due_date <= checked.end_date for m in milestones):
+            raise InvalidValue(
+                "contractTerms.timeline", "must contain the due dates of the milestones"
+            )
         self.trigger_event(
             self.TermsChanged, tenant_id=self.tenant_id, timestamp=at, **vars(checked)
         )
@@ -283,6 +294,8 @@ class Engagement(Aggregate):
         at: datetime,
     ) -> None:
         self._require(DRAFT, ACTIVE, action="add a milestone to")
+        if milestone_id in self.milestones:
+            raise InvalidValue("milestoneId", "this engagement already has that milestone")
         if not self.terms.start_date <= due_date <= self.terms.end_date:
             raise InvalidValue("dueDate", "must be within the engagement's timeline")
         if len(self.milestones) >= 500:

@@ -33,12 +33,16 @@ def amount(
     try:
         if not value.is_finite():
             raise InvalidOperation
+        if value < 0:  # before rounding: -0.001 is a negative amount, not zero
+            raise InvalidValue(field, "must not be negative")
         quantum = Decimal(1).scaleb(-minor_units(code))
         rounded = value.quantize(quantum, rounding=ROUND_HALF_EVEN)
     except InvalidOperation:
         raise InvalidValue(field, "must be a decimal amount such as 1250.00") from None
-    if rounded < 0 or (not allow_zero and rounded == 0):
-        raise InvalidValue(field, "must not be negative" if allow_zero else "must be above zero")
+    if not allow_zero and rounded == 0:
+        raise InvalidValue(field, "must be above zero")
+    if rounded == 0:
+        rounded = rounded.copy_abs()  # "-0.00" is not an amount anyone means
     if rounded >= MAX_AMOUNT:
         raise InvalidValue(field, "is too large")
     return rounded

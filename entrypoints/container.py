@@ -17,6 +17,8 @@ from adapters.settings import Settings, postgres_parts
 from adapters.sql import PostgresDatabase, SqliteDatabase
 from adapters.system import RandomIds, SystemClock
 from adapters.tokens import JwtTokens
+from application.customers import CustomerCommands, CustomerQueries, CustomerReadModel
+from application.engagements import EngagementCommands, EngagementQueries, EngagementReadModel
 from application.event_log import EventLog
 from application.people import PeopleCommands
 from application.people_export import PeopleExport
@@ -31,11 +33,17 @@ from application.queries import (
     TenantReadModel,
 )
 from application.recruitment import RecruitmentImport
+from application.squads import SquadCommands, SquadQueries, SquadReadModel
 from application.tenants import TenantCommands
+from application.work import WorkCommands, WorkQueries, WorkReadModel
 from projections.audit import AuditProjection, AuditView, render_state
+from projections.customers import CustomersProjection, CustomersView
+from projections.engagements import EngagementsProjection, EngagementsView
 from projections.people import PeopleProjection, PeopleView
-from projections.runner import ProjectionRunner
+from projections.runner import Projection, ProjectionRunner
+from projections.squads import SquadsProjection, SquadsView
 from projections.tenants import TenantsProjection, TenantsView
+from projections.work import WorkProjection, WorkView
 
 T = TypeVar("T")
 
@@ -68,12 +76,25 @@ def open_database(settings: Settings) -> SqlDatabase:
     return SqliteDatabase(settings.sqlite_path)
 
 
+def projections() -> list[Projection]:
+    """Every read model, in the order a batch applies them."""
+    return [
+        TenantsProjection(),
+        PeopleProjection(),
+        CustomersProjection(),
+        EngagementsProjection(),
+        SquadsProjection(),
+        WorkProjection(),
+        AuditProjection(),
+    ]
+
+
 def build(settings: Settings) -> Services:
     log = open_event_log(settings)
     db = open_database(settings)
     blobs = SqlBlobStore(db)
     blobs.setup()
-    runner = ProjectionRunner(log, db, [TenantsProjection(), PeopleProjection(), AuditProjection()])
+    runner = ProjectionRunner(log, db, projections())
     runner.setup()
     tokens = JwtTokens(
         secret=settings.jwt_secret,
@@ -94,6 +115,10 @@ def build(settings: Settings) -> Services:
     c.register(TenantReadModel, instance=TenantsView(db))
     c.register(PeopleReadModel, instance=PeopleView(db))
     c.register(AuditReadModel, instance=AuditView(db))
+    c.register(CustomerReadModel, instance=CustomersView(db))
+    c.register(EngagementReadModel, instance=EngagementsView(db))
+    c.register(SquadReadModel, instance=SquadsView(db))
+    c.register(WorkReadModel, instance=WorkView(db))
     c.register(StateRenderer, instance=render_state)
     for service in (
         TenantCommands,
@@ -103,6 +128,14 @@ def build(settings: Settings) -> Services:
         PeopleQueries,
         PeopleExport,
         AuditQueries,
+        CustomerCommands,
+        CustomerQueries,
+        EngagementCommands,
+        EngagementQueries,
+        SquadCommands,
+        SquadQueries,
+        WorkCommands,
+        WorkQueries,
     ):
         c.register(service, scope=punq.Scope.singleton)
     return Services(

@@ -15,11 +15,18 @@ from application.event_log import RecordedEvent, event_fields
 from application.ports import SqlCursor, SqlDatabase
 from application.queries import AuditFilter, Page
 from domain.events import TenantEvent, event_type
-from projections import people, tenants
+from projections import customers, engagements, people, squads, tenants, work
 from projections.formats import camel, camel_fields, from_json, instant, to_json
 
 # The representation of each audited aggregate type, for point-in-time state.
-EVOLVERS = {"Tenant": tenants.evolve, "Person": people.evolve}
+EVOLVERS = {
+    "Tenant": tenants.evolve,
+    "Person": people.evolve,
+    "Customer": customers.evolve,
+    "Engagement": engagements.evolve,
+    "Squad": squads.evolve,
+    **work.EVOLVERS,
+}
 
 
 def aggregate_type_of(event: Any) -> str:

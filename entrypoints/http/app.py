@@ -12,7 +12,16 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from adapters.settings import Settings
 from entrypoints.container import Services, build
-from entrypoints.http import audit, people, recruitment, tenants
+from entrypoints.http import (
+    audit,
+    customers,
+    engagements,
+    people,
+    recruitment,
+    squads,
+    tenants,
+    work,
+)
 from entrypoints.http.deps import DEPENDENCIES
 from entrypoints.http.middleware import json_body_middleware, send_request_id
 from entrypoints.http.operations import live, me, ready
@@ -33,7 +42,17 @@ def create_app(services: Services, *, follow_log: bool = True) -> Litestar:
     before each command answers)."""
     api = Router(
         path="/api/v1",
-        route_handlers=[tenants.router, people.router, recruitment.router, audit.router],
+        route_handlers=[
+            tenants.router,
+            people.router,
+            recruitment.router,
+            customers.router,
+            engagements.router,
+            squads.router,
+            squads.assignments_router,
+            work.router,
+            audit.router,
+        ],
     )
     stop = threading.Event()
 

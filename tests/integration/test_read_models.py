@@ -10,8 +10,7 @@ import pytest
 
 from application.event_log import RecordedEvent
 from application.ports import SqlCursor
-from entrypoints.container import Services
-from projections.audit import AuditProjection
+from entrypoints.container import Services, projections
 from projections.people import PeopleProjection
 from projections.runner import ProjectionRunner
 from projections.tenants import TenantsProjection
@@ -21,6 +20,10 @@ TABLES = {
     "rm_tenants": "tenant_id",
     "rm_people": "tenant_id, person_id",
     "rm_person_units": "tenant_id, unit, person_id",
+    "rm_customers": "tenant_id, customer_id",
+    "rm_engagements": "tenant_id, engagement_id",
+    "rm_squads": "tenant_id, squad_id",
+    "rm_assignments": "tenant_id, assignment_id",
     "rm_audit": "position",
 }
 
@@ -81,15 +84,15 @@ def test_a_crash_mid_batch_resumes_with_nothing_lost_or_applied_twice(services: 
         for table in TABLES:
             cur.execute(f"DELETE FROM {table}")
         cur.execute("UPDATE projection_tracking SET position = 0")
-    people = Explodes(PeopleProjection(), fail_at=7)
-    runner = ProjectionRunner(
-        services.log, services.db, [TenantsProjection(), people, AuditProjection()], batch_size=5
-    )
+    crashing = [
+        Explodes(p, fail_at=7) if isinstance(p, PeopleProjection) else p for p in projections()
+    ]
+    runner = ProjectionRunner(services.log, services.db, crashing, batch_size=5)
     with pytest.raises(RuntimeError):
         runner.catch_up()
     # The failed batch was rolled back whole: tracking and rows agree with what committed.
     committed = services.db.query("SELECT name, position FROM projection_tracking")
-    positions = dict(committed)
+    positions = {name: position for name, position in committed if name in runner.names}
     assert len(set(positions.values())) == 1
     audited = services.db.query("SELECT MAX(position) FROM rm_audit")[0][0] or 0
     assert audited <= positions["audit"]
@@ -107,12 +110,7 @@ def test_concurrent_runners_apply_each_event_once(
             cur.execute(f"DELETE FROM {table}")
         cur.execute("UPDATE projection_tracking SET position = 0")
     others = [make_services(database_url) for _ in range(3)]
-    runners = [
-        ProjectionRunner(
-            o.log, o.db, [TenantsProjection(), PeopleProjection(), AuditProjection()], batch_size=3
-        )
-        for o in others
-    ]
+    runners = [ProjectionRunner(o.log, o.db, projections(), batch_size=3) for o in others]
     errors: list[BaseException] = []
 
     def run(r: ProjectionRunner) -> None:
@@ -162,10 +160,10 @@ def test_a_write_whose_read_models_fail_is_reported_as_recorded_not_as_a_500(
     from entrypoints.http.app import create_app
     from tests.conftest import Api
 
-    broken = Explodes(TenantsProjection(), fail_at=1)
-    sqlite_services.projections = ProjectionRunner(
-        sqlite_services.log, sqlite_services.db, [broken, PeopleProjection(), AuditProjection()]
-    )
+    broken = [
+        Explodes(p, fail_at=1) if isinstance(p, TenantsProjection) else p for p in projections()
+    ]
+    sqlite_services.projections = ProjectionRunner(sqlite_services.log, sqlite_services.db, broken)
     with TestClient(create_app(sqlite_services, follow_log=False)) as client:
         api = Api(client, sqlite_services)
         response = api.request(

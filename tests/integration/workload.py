@@ -4,10 +4,21 @@ integration tests to fill an event log."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from uuid import UUID, uuid4
 
 from application.authorization import Principal, permissions_for
 from application.context import Context
+from application.customers import CreateCustomer, CustomerCommands
+from application.engagements import (
+    AddMilestone,
+    CancelEngagement,
+    ContractTerms,
+    CreateEngagement,
+    EngagementCommands,
+    Pricing,
+    Timeline,
+)
 from application.people import (
     AssignUnit,
     CreatePerson,
@@ -15,6 +26,7 @@ from application.people import (
     PatchPerson,
     PeopleCommands,
 )
+from application.squads import AssignSquad, CreateSquad, SquadCommands
 from application.tenants import ChangeSettings, ProvisionTenant, TenantCommands, UpdateTenant
 from entrypoints.container import Services
 
@@ -26,13 +38,65 @@ def context(*roles: str, tenant: UUID | None = None, sub: str = "worker") -> Con
     return Context(principal=principal, request_id=f"req-{uuid4().hex[:8]}", tenant_id=tenant)
 
 
+def run_delivery(services: Services, tenant_id: UUID, person_ids: list[UUID]) -> None:
+    """A customer, two engagements with milestones, a squad staffed on them, a cancellation."""
+    pm = context("project-manager", tenant=tenant_id, sub="pm")
+    admin = context("customer-admin", tenant=tenant_id, sub="admin")
+    customer = (
+        services.get(CustomerCommands)
+        .create(admin, CreateCustomer(name=f"Customer {uuid4().hex[:6]}"))
+        .id
+    )
+    engagements = services.get(EngagementCommands)
+    terms = ContractTerms(
+        scope="Build it",
+        pricing=Pricing(model="fixed-price", amount=Decimal("12000.50"), currency="EUR"),
+        timeline=Timeline(start_date=date(2026, 1, 1), end_date=date(2026, 12, 31)),
+    )
+    squad = (
+        services.get(SquadCommands)
+        .create(
+            pm,
+            CreateSquad(
+                name="Alpha", capacity_hours_per_week=Decimal(40), member_ids=person_ids[:2]
+            ),
+        )
+        .id
+    )
+    for n in range(2):
+        engagement = engagements.create(
+            pm, CreateEngagement(customer_id=customer, contract_terms=terms)
+        ).id
+        _, milestone = engagements.add_milestone(
+            pm,
+            engagement,
+            AddMilestone(name=f"M{n}", due_date=date(2026, 6, 1), amount=Decimal("500")),
+        )
+        services.get(SquadCommands).assign(
+            pm,
+            squad,
+            AssignSquad(
+                engagement_id=engagement,
+                hours_per_week=Decimal(15),
+                from_=date(2026, 2, 2),
+                to=date(2026, 5, 29),
+            ),
+        )
+        engagements.activate(pm, engagement, None)
+        if n == 0:
+            engagements.complete_milestone(pm, engagement, milestone)
+        else:
+            engagements.cancel(pm, engagement, CancelEngagement(reason="budget"), None)
+
+
 def run_workload(services: Services, tenants: int = 3, people: int = 5) -> list[UUID]:
-    """Provision tenants, hire and change people; returns the tenant ids."""
+    """Provision tenants, hire and change people, and staff engagements; returns the tenant ids."""
     tenant_commands = services.get(TenantCommands)
     people_commands = services.get(PeopleCommands)
     admin = context("platform-admin")
     tenant_ids = []
     for t in range(tenants):
+        hired: list[UUID] = []
         tid = tenant_commands.provision(
             admin, ProvisionTenant(name=f"Tenant {t} {uuid4().hex[:6]}", contact_email="a@b.co")
         ).id
@@ -69,6 +133,7 @@ def run_workload(services: Services, tenants: int = 3, people: int = 5) -> list[
                     organisational_units=["eng"] if p % 2 else [],
                 ),
             ).id
+            hired.append(pid)
             people_commands.assign_unit(hr, pid, AssignUnit(unit="all-staff"), None)
             if p % 3 == 0:
                 people_commands.patch(
@@ -78,4 +143,5 @@ def run_workload(services: Services, tenants: int = 3, people: int = 5) -> list[
                 people_commands.deactivate(
                     hr, pid, DeactivatePerson(employment_end_date=date(2026, 6, 30)), None
                 )
+        run_delivery(services, tid, hired)
     return tenant_ids

@@ -37,10 +37,21 @@ API_EVENT_TYPES = {
 
 
 def all_event_classes() -> list[type[TenantEvent]]:
+    import domain.customer
+    import domain.engagement
     import domain.person
+    import domain.squad
     import domain.tenant
+    import domain.work
 
-    modules = [domain.tenant, domain.person]
+    modules = [
+        domain.tenant,
+        domain.person,
+        domain.customer,
+        domain.engagement,
+        domain.squad,
+        domain.work,
+    ]
     found = []
     for module in modules:
         for aggregate in vars(module).values():
