@@ -77,3 +77,48 @@ def test_the_golden_log_projects_and_keeps_its_audit_metadata(services: Services
         "2026-01-05T09:00:00.000Z",
     )
     assert audit[-1][:3] == ("PersonDeactivated", "user:golden-hr", "golden-2")
+
+
+DELIVERY = Path(__file__).parent.parent / "fixtures" / "golden_delivery_events.jsonl"
+
+
+def test_the_golden_delivery_log_loads_and_projects(services: Services) -> None:
+    """The delivery side's first stored events (customers, engagements, squads, work)."""
+    rows = [json.loads(line) for line in DELIVERY.read_text().splitlines()]
+    for row in rows:
+        services.log.recorder.insert_events(
+            [
+                StoredEvent(
+                    originator_id=UUID(row["originator_id"]),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=row["state"].encode(),
+                )
+            ]
+        )
+    services.projections.replay()
+    engagements = services.db.query("SELECT status, doc FROM rm_engagements ORDER BY seq")
+    assert [status for status, _ in engagements] == ["Active", "Cancelled"]
+    active = json.loads(engagements[0][1])
+    assert active["contractTerms"]["pricing"] == {
+        "model": "fixed-price",
+        "amount": "12000.50",
+        "currency": "EUR",
+    }
+    launch = next(m for m in active["milestones"] if m["name"] == "Launch")
+    assert (launch["status"], launch["taskCount"], launch["completedTaskCount"]) == (
+        "Completed",
+        2,
+        2,
+    )
+    completed = services.db.query(
+        "SELECT data FROM rm_audit WHERE type = 'MilestoneCompleted' ORDER BY position"
+    )
+    assert [json.loads(d)["trigger"] for (d,) in completed] == ["manual", "tasks"]
+    assert json.loads(completed[1][0])["amount"] == "2500.00"
+    squad = json.loads(services.db.query("SELECT doc FROM rm_squads")[0][0])
+    assert (squad["capacityHoursPerWeek"], squad["activeAssignments"]) == ("40.00", 2)
+    contacts = services.db.query("SELECT doc FROM rm_customer_contacts")
+    assert json.loads(contacts[0][0])["email"] == "pat@customer.example"
+    tasks = services.db.query("SELECT doc FROM rm_tasks")
+    assert sorted(json.loads(doc)["status"] for (doc,) in tasks) == ["Completed", "Completed"]
