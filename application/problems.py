@@ -29,6 +29,7 @@ from domain.errors import (
     KeyAlreadyClaimed,
     TenantNotActive,
 )
+from domain.invoice import Overpayment
 
 PROBLEM_BASE = "https://workledger.dev/problems/"
 
@@ -42,6 +43,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (KeyAlreadyClaimed, 409, "Already exists"),
     (IllegalTransition, 409, "Illegal state transition"),
     (CapacityExceeded, 409, "Over capacity"),
+    (Overpayment, 409, "More than the balance"),
     (ConcurrentWrite, 409, "Concurrent write"),
     (PreconditionFailed, 412, "Precondition failed"),
     (ReadModelsBehind, 503, "Recorded, read models behind"),

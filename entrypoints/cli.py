@@ -125,7 +125,7 @@ def replay() -> None:
 @main.command()
 @click.option("--interval", default=0.2, show_default=True, type=click.FloatRange(0.01, 60))
 def worker(interval: float) -> None:
-    """Run the projections (and later the webhook dispatcher) without serving HTTP."""
+    """Run the projections and policies (and later the webhook dispatcher) without HTTP."""
     from entrypoints.container import build
 
     services = build(_settings())
@@ -135,7 +135,7 @@ def worker(interval: float) -> None:
     click.echo(f"workledger worker following the log (position {services.projections.position()})")
     try:
         while not stop.is_set():
-            services.projections.catch_up()
+            services.follow()
             stop.wait(interval)
     finally:
         services.close()

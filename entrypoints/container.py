@@ -17,6 +17,7 @@ from adapters.settings import Settings, postgres_parts
 from adapters.sql import PostgresDatabase, SqliteDatabase
 from adapters.system import RandomIds, SystemClock
 from adapters.tokens import JwtTokens
+from application.billing import BillingCommands, BillingQueries, BillingReadModel
 from application.customers import CustomerCommands, CustomerQueries, CustomerReadModel
 from application.engagements import EngagementCommands, EngagementQueries, EngagementReadModel
 from application.event_log import EventLog
@@ -37,9 +38,11 @@ from application.squads import SquadCommands, SquadQueries, SquadReadModel
 from application.tenants import TenantCommands
 from application.work import WorkCommands, WorkQueries, WorkReadModel
 from projections.audit import AuditProjection, AuditView, render_state
+from projections.billing import BillingProjection, BillingView
 from projections.customers import CustomersProjection, CustomersView
 from projections.engagements import EngagementsProjection, EngagementsView
 from projections.people import PeopleProjection, PeopleView
+from projections.policies import MilestoneBilling, PolicyRunner
 from projections.runner import Projection, ProjectionRunner
 from projections.squads import SquadsProjection, SquadsView
 from projections.tenants import TenantsProjection, TenantsView
@@ -58,10 +61,19 @@ class Services:
     db: SqlDatabase
     projections: ProjectionRunner
     tokens: JwtTokens
+    policies: PolicyRunner
 
     def get(self, cls: type[T]) -> T:
         resolved: T = self.container.resolve(cls)
         return resolved
+
+    def follow(self) -> None:
+        """Bring read models and policies up to the log's head (the follower's and worker's
+        loop body): projections first, then policies, then the projections of what the
+        policies wrote."""
+        self.projections.catch_up()
+        if self.policies.catch_up():
+            self.projections.catch_up()
 
     def close(self) -> None:
         self.db.close()
@@ -85,6 +97,7 @@ def projections() -> list[Projection]:
         EngagementsProjection(),
         SquadsProjection(),
         WorkProjection(),
+        BillingProjection(),
         AuditProjection(),
     ]
 
@@ -119,6 +132,7 @@ def build(settings: Settings) -> Services:
     c.register(EngagementReadModel, instance=EngagementsView(db))
     c.register(SquadReadModel, instance=SquadsView(db))
     c.register(WorkReadModel, instance=WorkView(db))
+    c.register(BillingReadModel, instance=BillingView(db))
     c.register(StateRenderer, instance=render_state)
     for service in (
         TenantCommands,
@@ -136,8 +150,18 @@ def build(settings: Settings) -> Services:
         SquadQueries,
         WorkCommands,
         WorkQueries,
+        BillingCommands,
+        BillingQueries,
     ):
         c.register(service, scope=punq.Scope.singleton)
+    policies = PolicyRunner(log, db, [MilestoneBilling(c.resolve(BillingCommands))])
+    policies.setup()
     return Services(
-        settings=settings, container=c, log=log, db=db, projections=runner, tokens=tokens
+        settings=settings,
+        container=c,
+        log=log,
+        db=db,
+        projections=runner,
+        tokens=tokens,
+        policies=policies,
     )

@@ -15,7 +15,7 @@ from application.event_log import RecordedEvent, event_fields
 from application.ports import SqlCursor, SqlDatabase
 from application.queries import AuditFilter, Page
 from domain.events import TenantEvent, event_type
-from projections import customers, engagements, people, squads, tenants, work
+from projections import billing, customers, engagements, people, squads, tenants, work
 from projections.formats import camel, camel_fields, from_json, instant, to_json
 
 # The representation of each audited aggregate type, for point-in-time state.
@@ -26,6 +26,7 @@ EVOLVERS = {
     "Engagement": engagements.evolve,
     "Squad": squads.evolve,
     **work.EVOLVERS,
+    "Invoice": billing.evolve,
 }
 
 

@@ -14,6 +14,7 @@ from adapters.settings import Settings
 from entrypoints.container import Services, build
 from entrypoints.http import (
     audit,
+    billing,
     customers,
     engagements,
     people,
@@ -51,6 +52,7 @@ def create_app(services: Services, *, follow_log: bool = True) -> Litestar:
             squads.router,
             squads.assignments_router,
             work.router,
+            billing.router,
             audit.router,
         ],
     )
@@ -94,7 +96,7 @@ def _follow(services: Services, stop: threading.Event, interval: float = 0.2) ->
     polling is the fallback anyway) and apply what other processes wrote."""
     while not stop.is_set():
         try:
-            services.projections.catch_up()
+            services.follow()
         except Exception:  # keep following; the next poll retries the same batch
             log.exception("projection catch-up failed")
         stop.wait(interval)

@@ -57,6 +57,12 @@ def settle(services: Services, position: int) -> None:
     except Exception as error:
         log.exception("read models could not reach position %s", position)
         raise ReadModelsBehind(position) from error
+    try:
+        # What the write set off (a milestone's invoice) is visible when the client reads next.
+        if services.policies.catch_up():
+            services.projections.catch_up()
+    except Exception:  # the follower retries; the client's own write is settled already
+        log.exception("policies could not follow position %s", position)
 
 
 def settled(services: Services, written: Written) -> Written:

@@ -760,7 +760,10 @@ def test_the_loser_of_a_completion_race_rereads_and_completes_the_milestone(
 
     responses = _completed_by_both(e, racers, task_ids, before, after)
 
-    assert calls == [2, 2]  # task and engagement, twice: refused once, then written
+    # Task and engagement, twice: refused once, then written. (A third, single write may
+    # follow: the milestone-billing policy drafting the milestone's invoice.)
+    assert calls[:2] == [2, 2]
+    assert calls[2:] in ([], [1])
     for response in responses:
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "Completed"
