@@ -39,6 +39,7 @@ API_EVENT_TYPES = {
 def all_event_classes() -> list[type[TenantEvent]]:
     import domain.customer
     import domain.engagement
+    import domain.invoice
     import domain.person
     import domain.squad
     import domain.tenant
@@ -51,6 +52,7 @@ def all_event_classes() -> list[type[TenantEvent]]:
         domain.engagement,
         domain.squad,
         domain.work,
+        domain.invoice,
     ]
     found = []
     for module in modules:
