@@ -13,6 +13,7 @@ import punq
 
 from adapters.blobs import SqlBlobStore
 from adapters.event_store import ensure_schema, open_event_log, postgres_conninfo
+from adapters.pdf import FpdfInvoiceRenderer
 from adapters.settings import Settings, postgres_parts
 from adapters.sql import PostgresDatabase, SqliteDatabase
 from adapters.system import RandomIds, SystemClock
@@ -21,6 +22,7 @@ from application.billing import BillingCommands, BillingQueries, BillingReadMode
 from application.customers import CustomerCommands, CustomerQueries, CustomerReadModel
 from application.engagements import EngagementCommands, EngagementQueries, EngagementReadModel
 from application.event_log import EventLog
+from application.invoice_documents import InvoiceDownloads, InvoiceRenderer
 from application.people import PeopleCommands
 from application.people_export import PeopleExport
 from application.ports import BlobStore, Clock, IdGenerator, SqlDatabase, TokenVerifier
@@ -133,6 +135,7 @@ def build(settings: Settings) -> Services:
     c.register(SquadReadModel, instance=SquadsView(db))
     c.register(WorkReadModel, instance=WorkView(db))
     c.register(BillingReadModel, instance=BillingView(db))
+    c.register(InvoiceRenderer, instance=FpdfInvoiceRenderer())
     c.register(StateRenderer, instance=render_state)
     for service in (
         TenantCommands,
@@ -152,6 +155,7 @@ def build(settings: Settings) -> Services:
         WorkQueries,
         BillingCommands,
         BillingQueries,
+        InvoiceDownloads,
     ):
         c.register(service, scope=punq.Scope.singleton)
     policies = PolicyRunner(log, db, [MilestoneBilling(c.resolve(BillingCommands))])

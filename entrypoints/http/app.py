@@ -17,6 +17,7 @@ from entrypoints.http import (
     billing,
     customers,
     engagements,
+    invoice_downloads,
     people,
     recruitment,
     squads,
@@ -53,6 +54,7 @@ def create_app(services: Services, *, follow_log: bool = True) -> Litestar:
             squads.assignments_router,
             work.router,
             billing.router,
+            invoice_downloads.router,
             audit.router,
         ],
     )
