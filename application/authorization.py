@@ -117,12 +117,14 @@ class Principal(msgspec.Struct, frozen=True):
     tenant_id: UUID | None
     roles: tuple[str, ...]
     permissions: frozenset[str]
-    auth_method: Literal["jwt", "apiKey"] = "jwt"
+    auth_method: Literal["jwt", "apiKey", "system"] = "jwt"
     api_key_id: UUID | None = None
 
     @property
     def actor(self) -> str:
         """How the audit trail names this caller."""
+        if self.auth_method == "system":
+            return f"system:{self.subject}"
         if self.api_key_id is not None:
             return f"apikey:{self.api_key_id}"
         return f"user:{self.subject}"

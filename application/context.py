@@ -40,6 +40,10 @@ class Context(msgspec.Struct, frozen=True):
 def system_context(process: str, request_id: str = "") -> Context:
     """For work the system does by itself (policies, imports): actor `system:<process>`."""
     principal = Principal(
-        subject=process, tenant_id=None, roles=("system",), permissions=frozenset()
+        subject=process,
+        tenant_id=None,
+        roles=("system",),
+        permissions=frozenset(),
+        auth_method="system",
     )
     return Context(principal=principal, request_id=request_id or process, tenant_id=None)

@@ -242,7 +242,9 @@ class Engagement(Aggregate):
         if checked == self.terms:
             return
         milestones = list(self.milestones.values())
-        if checked.currency != self.terms.currency and any(m.amount is not None for m in milestones):
+        if checked.currency != self.terms.currency and any(
+            m.amount is not None for m in milestones
+        ):
             # Milestone amounts are in the engagement's currency; re-denominating them silently
             # would bill the wrong figure.
             raise InvalidValue(

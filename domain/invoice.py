@@ -57,7 +57,8 @@ def price_line(
         raise InvalidValue(f"{field}.quantity", "is too large") from None
     return Line(
         description=values.required_text(f"{field}.description", description, 500),
-        quantity=quantity.normalize() if quantity == quantity.to_integral() else quantity,
+        # Plain digits ("10", not "1E+1"), without trailing zeros beyond what was sent.
+        quantity=quantity.quantize(Decimal(1)) if quantity == quantity.to_integral() else quantity,
         unit_price=price,
         amount=amount,
     )
@@ -115,6 +116,9 @@ class Invoice(Aggregate):
     class Paid(Event):
         TOPIC = "workledger:InvoicePaid"
         webhook = "invoice.paid"
+
+        def apply(self, aggregate: Invoice) -> None:
+            aggregate.status = PAID
 
     class Voided(Event):
         TOPIC = "workledger:InvoiceVoided"
@@ -195,7 +199,7 @@ class Invoice(Aggregate):
         if self.status != DRAFT:
             raise IllegalTransition("invoice", "issue", self.status)
         due = self.due_date
-        if due is None or due < issue_date:
+        if due is None or due <= issue_date:
             due = date.fromordinal(issue_date.toordinal() + payment_terms_days)
         self.trigger_event(
             self.Issued,
@@ -205,6 +209,8 @@ class Invoice(Aggregate):
             issue_date=issue_date,
             due_date=due,
         )
+        if self.total == 0:  # nothing to pay: settled the moment it is issued
+            self.trigger_event(self.Paid, tenant_id=self.tenant_id, timestamp=at)
 
     def receive_payment(
         self,

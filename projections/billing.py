@@ -33,7 +33,7 @@ def evolve(state: State | None, event: Any) -> State:
             "lines": [
                 {
                     "description": line.description,
-                    "quantity": str(line.quantity),
+                    "quantity": format(line.quantity, "f"),
                     "unitPrice": str(line.unit_price),
                     "amount": str(line.amount),
                 }
@@ -62,6 +62,8 @@ def evolve(state: State | None, event: Any) -> State:
             balance=str(event.balance_after),
             status="Paid" if event.balance_after == 0 else "PartiallyPaid",
         )
+    elif isinstance(event, Invoice.Paid):
+        state["status"] = "Paid"
     elif isinstance(event, Invoice.Voided):
         state["status"] = "Void"
     state["updatedAt"] = instant(event.timestamp)
