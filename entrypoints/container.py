@@ -36,6 +36,7 @@ from application.queries import (
     TenantReadModel,
 )
 from application.recruitment import RecruitmentImport
+from application.reports import ReportQueries, ReportsReadModel
 from application.squads import SquadCommands, SquadQueries, SquadReadModel
 from application.tenants import TenantCommands
 from application.work import WorkCommands, WorkQueries, WorkReadModel
@@ -45,6 +46,7 @@ from projections.customers import CustomersProjection, CustomersView
 from projections.engagements import EngagementsProjection, EngagementsView
 from projections.people import PeopleProjection, PeopleView
 from projections.policies import MilestoneBilling, PolicyRunner
+from projections.reports import ReportsProjection, ReportsView
 from projections.runner import Projection, ProjectionRunner
 from projections.squads import SquadsProjection, SquadsView
 from projections.tenants import TenantsProjection, TenantsView
@@ -100,6 +102,7 @@ def projections() -> list[Projection]:
         SquadsProjection(),
         WorkProjection(),
         BillingProjection(),
+        ReportsProjection(),
         AuditProjection(),
     ]
 
@@ -135,6 +138,7 @@ def build(settings: Settings) -> Services:
     c.register(SquadReadModel, instance=SquadsView(db))
     c.register(WorkReadModel, instance=WorkView(db))
     c.register(BillingReadModel, instance=BillingView(db))
+    c.register(ReportsReadModel, instance=ReportsView(db))
     c.register(InvoiceRenderer, instance=FpdfInvoiceRenderer())
     c.register(StateRenderer, instance=render_state)
     for service in (
@@ -156,6 +160,7 @@ def build(settings: Settings) -> Services:
         BillingCommands,
         BillingQueries,
         InvoiceDownloads,
+        ReportQueries,
     ):
         c.register(service, scope=punq.Scope.singleton)
     policies = PolicyRunner(log, db, [MilestoneBilling(c.resolve(BillingCommands))])

@@ -20,6 +20,7 @@ from entrypoints.http import (
     invoice_downloads,
     people,
     recruitment,
+    reports,
     squads,
     tenants,
     work,
@@ -55,6 +56,7 @@ def create_app(services: Services, *, follow_log: bool = True) -> Litestar:
             work.router,
             billing.router,
             invoice_downloads.router,
+            reports.router,
             audit.router,
         ],
     )

@@ -26,6 +26,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 Alg = Literal["RS256", "ES256"]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that give up (the slow-provider tests time out on purpose) are not errors."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 JWKS_PATH = "/.well-known/jwks.json"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
@@ -73,7 +85,7 @@ class FakeOidcProvider:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> FakeOidcProvider:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True  # a slow response must not hold up stop()
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True

@@ -10,11 +10,12 @@ import pytest
 
 from application.event_log import RecordedEvent
 from application.ports import SqlCursor
+from application.tenants import ProvisionTenant, TenantCommands
 from entrypoints.container import Services, projections
 from projections.people import PeopleProjection
 from projections.runner import ProjectionRunner
 from projections.tenants import TenantsProjection
-from tests.integration.workload import run_workload
+from tests.integration.workload import context, run_workload
 
 TABLES = {
     "rm_tenants": "tenant_id",
@@ -24,6 +25,15 @@ TABLES = {
     "rm_engagements": "tenant_id, engagement_id",
     "rm_squads": "tenant_id, squad_id",
     "rm_assignments": "tenant_id, assignment_id",
+    "rm_epics": "tenant_id, epic_id",
+    "rm_stories": "tenant_id, story_id",
+    "rm_tasks": "tenant_id, task_id",
+    "rm_sprints": "tenant_id, sprint_id",
+    "rm_invoices": "tenant_id, invoice_id",
+    "rm_payments": "tenant_id, payment_id",
+    "rm_report_drafts": "tenant_id, invoice_id",
+    "rm_report_receivables": "tenant_id, invoice_id",
+    "rm_report_revenue": "tenant_id, month, currency",
     "rm_audit": "position",
 }
 
@@ -139,7 +149,13 @@ def test_a_read_with_a_log_position_sees_a_write_made_by_another_process(
     from tests.conftest import Api
 
     writer = make_services(database_url)  # another process: its writes are not applied here
-    tenant_ids = run_workload(writer, tenants=1, people=1)
+    tenant_ids = [
+        writer.get(TenantCommands)
+        .provision(
+            context("platform-admin"), ProvisionTenant(name="Elsewhere", contact_email="a@b.co")
+        )
+        .id
+    ]
     position = writer.log.head()
     with TestClient(create_app(services, follow_log=False)) as client:
         api = Api(client, services)

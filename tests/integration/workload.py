@@ -8,6 +8,13 @@ from decimal import Decimal
 from uuid import UUID, uuid4
 
 from application.authorization import Principal, permissions_for
+from application.billing import (
+    BillingCommands,
+    CreateInvoice,
+    LineBody,
+    RecordPayment,
+    VoidInvoice,
+)
 from application.context import Context
 from application.customers import CreateCustomer, CustomerCommands
 from application.engagements import (
@@ -85,8 +92,42 @@ def run_delivery(services: Services, tenant_id: UUID, person_ids: list[UUID]) ->
         engagements.activate(pm, engagement, None)
         if n == 0:
             engagements.complete_milestone(pm, engagement, milestone)
+            services.follow()  # the milestone-billing policy drafts its invoice
+            bill(services, tenant_id, customer)
         else:
             engagements.cancel(pm, engagement, CancelEngagement(reason="budget"), None)
+
+
+def bill(services: Services, tenant_id: UUID, customer: UUID) -> None:
+    """An invoice issued and partly paid, another voided."""
+    finance = context("finance", tenant=tenant_id, sub="finance")
+    billing = services.get(BillingCommands)
+    for n in range(2):
+        invoice = billing.create(
+            finance,
+            CreateInvoice(
+                customer_id=customer,
+                currency="EUR",
+                lines=[
+                    LineBody(
+                        description="Work", quantity=Decimal("7.5"), unit_price=Decimal("99.99")
+                    )
+                ],
+            ),
+        ).id
+        billing.issue(finance, invoice, None)
+        if n == 0:
+            billing.record_payment(
+                finance,
+                RecordPayment(
+                    invoice_id=invoice,
+                    amount=Decimal(100),
+                    method="card",
+                    received_on=date(2026, 3, 1),
+                ),
+            )
+        else:
+            billing.void(finance, invoice, VoidInvoice(), None)
 
 
 def run_workload(services: Services, tenants: int = 3, people: int = 5) -> list[UUID]:
