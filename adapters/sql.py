@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool
 class SqliteDatabase:
     dialect: Literal["sqlite", "postgresql"] = "sqlite"
     for_update = ""  # a write transaction already holds SQLite's single write lock
+    exclusive_lock = ""
 
     def __init__(self, path: str, lock_timeout_seconds: float = 10.0) -> None:
         if path != ":memory:":
@@ -101,6 +102,7 @@ def _translate(sql: str) -> str:
 class PostgresDatabase:
     dialect: Literal["sqlite", "postgresql"] = "postgresql"
     for_update = " FOR UPDATE"
+    exclusive_lock = "SELECT pg_advisory_xact_lock(?)"
 
     def __init__(self, conninfo: str, *, schema: str | None = None, pool_size: int = 5) -> None:
         options = f"-c search_path={schema}" if schema else None

@@ -50,6 +50,9 @@ class SqlDatabase(Protocol):
 
     dialect: Literal["sqlite", "postgresql"]
     for_update: str
+    # A statement taking a transaction-scoped exclusive lock on one integer key (PostgreSQL's
+    # advisory lock); empty on SQLite, whose write transaction is already exclusive.
+    exclusive_lock: str
 
     def transaction(self) -> AbstractContextManager[SqlCursor]:
         """A write transaction: committed when the block ends, rolled back on error."""

@@ -29,6 +29,9 @@ class Projection(Protocol):
     def apply(self, cur: SqlCursor, recorded: RecordedEvent) -> None: ...
 
 
+# Fixed: every process running projections must agree on it.
+RUNNER_LOCK_KEY = 7_318_004_211
+
 TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_tracking ("
     " name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
@@ -90,10 +93,18 @@ class ProjectionRunner:
                 break
         return self._applied
 
+    def _lock_out_other_runners(self, cur: SqlCursor) -> None:
+        """One runner of a set of projections at a time, across processes (an advisory lock on
+        PostgreSQL; SQLite's write transaction already is one). Row locks alone deadlocked
+        under load once, so the whole batch is serialised first."""
+        if self._db.exclusive_lock:
+            cur.execute(self._db.exclusive_lock, (RUNNER_LOCK_KEY,))
+        cur.execute(self._select_tracking, self.names)
+
     def run_batch(self) -> bool:
         """Apply up to one batch of new events to every projection. True if any were read."""
         with self._lock, self._db.transaction() as cur:
-            cur.execute(self._select_tracking, self.names)
+            self._lock_out_other_runners(cur)
             reached = self._apply_batch(cur, dict(cur.fetchall()))
         if reached is None:
             return False
@@ -104,7 +115,7 @@ class ProjectionRunner:
         """Rebuild every read model from the start of the log, in one transaction: readers see
         the old rows until the rebuilt ones commit. Returns the position reached."""
         with self._lock, self._db.transaction() as cur:
-            cur.execute(self._select_tracking, self.names)  # lock out other runners
+            self._lock_out_other_runners(cur)
             for projection in self._projections:
                 for table in projection.tables:
                     cur.execute(f"DELETE FROM {table}")
