@@ -101,10 +101,7 @@ def retry_once(command: Callable[[], T]) -> T:
     KeyAlreadyClaimed (409 duplicate) and a lost race on an ordinary update simply applies on top
     of the winner's (If-Match, when sent, still guards the caller's intent).
     """
-    try:
-        return command()
-    except ConcurrentWrite:
-        return command()
+    return rerun_on_conflict(command, attempts=2)
 
 
 def optimistically(command: Callable[[bool], T]) -> T:
