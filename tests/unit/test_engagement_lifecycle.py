@@ -411,6 +411,24 @@ class EngagementMachine(RuleBasedStateMachine):
                 current, scope=f" {current.scope} ", currency=current.currency.lower()
             )
             draft = TermsDraft(raw, current, [])
+        self.send_terms(draft)
+
+    @precondition(lambda self: self.model is not None and self.model.milestones)
+    @rule(shift=st.tuples(st.sampled_from([-1, 0, 1]), st.sampled_from([-1, 0, 1])))
+    def move_the_timeline(self, shift: tuple[int, int]) -> None:
+        """Move the start and the end by a day or not: milestones are often due on them."""
+        assert self.model is not None
+        current = self.model.terms
+        start = current.start_date + timedelta(days=shift[0])
+        end = current.end_date + timedelta(days=shift[1])
+        moved = dataclasses.replace(current, start_date=start, end_date=end)
+        bad = [END_DATE] if end < start else []
+        self.send_terms(TermsDraft(moved, None if bad else moved, bad))
+
+    def send_terms(self, draft: TermsDraft) -> None:
+        engagement, model = self.engagement, self.model
+        assert engagement is not None
+        assert model is not None
         illegal = [("engagement", "update", model.status)] if model.status != DRAFT else []
         new = draft.expected
         changed = new is not None and canon(new) != canon(model.terms)

@@ -216,10 +216,31 @@ class SquadMachine(RuleBasedStateMachine):
 
     @rule(hours=hour_values, base=bases, offset=st.integers(0, 120), span=spans)
     def assign(self, hours: Decimal, base: date, offset: int, span: int) -> None:
+        start = base + timedelta(days=offset)
+        self.try_assign(hours, start, start + timedelta(days=span))
+
+    @precondition(lambda self: self.active)
+    @rule(
+        spec=st.tuples(
+            st.integers(min_value=0, max_value=50),
+            st.integers(min_value=0, max_value=30),
+            st.sampled_from(["-0.01", "0", "0.01"]),
+        )
+    )
+    def assign_what_is_left(self, spec: tuple[int, int, str]) -> None:
+        """Ask for the room left (give or take a cent) around an existing assignment: the
+        edge of the capacity, where an off-by-one would show."""
+        index, span, offset = spec
+        other = self.active[index % len(self.active)]
+        start, end = other.start, other.start + timedelta(days=span)
+        loads = self.model_loads()
+        room = self.capacity - max(loads[w] for w in weeks_covered(start, end))
+        self.try_assign(room + Decimal(offset), start, end)
+
+    def try_assign(self, hours: Decimal, start: date, end: date) -> None:
         squad = self.squad
         assert squad is not None
-        start = base + timedelta(days=offset)
-        end = start + timedelta(days=span)
+        span = (end - start).days
         planned = Planned(self.new_id(), self.new_id(), hours, start, end)
 
         def command() -> Assignment:
