@@ -13,7 +13,8 @@ from application.event_log import RecordedEvent
 from application.ports import SqlCursor, SqlDatabase
 from application.queries import Document, Page
 from domain.invoice import Invoice
-from projections.formats import day, from_json, ident, instant, to_json
+from projections.documents import DocumentTable
+from projections.formats import day, ident, instant, to_json
 from projections.paging import page_of
 
 State = dict[str, Any]
@@ -85,15 +86,21 @@ def payment_doc(event: Invoice.PaymentReceived, invoice: State) -> State:
     }
 
 
+INVOICES = DocumentTable(
+    "rm_invoices",
+    "invoice_id",
+    Invoice.Event,
+    Invoice.Created,
+    evolve,
+    (("status", "status"), ("customer_id", "customerId")),
+)
+
+
 class BillingProjection:
     name = "billing"
-    tables = ("rm_invoices", "rm_payments")
+    tables = (INVOICES.name, "rm_payments")
     ddl = (
-        "CREATE TABLE IF NOT EXISTS rm_invoices ("
-        " tenant_id TEXT NOT NULL, invoice_id TEXT NOT NULL, seq BIGINT NOT NULL,"
-        " status TEXT NOT NULL, customer_id TEXT NOT NULL, version INTEGER NOT NULL,"
-        " doc TEXT NOT NULL, PRIMARY KEY (tenant_id, invoice_id))",
-        "CREATE INDEX IF NOT EXISTS rm_invoices_list ON rm_invoices (tenant_id, seq)",
+        *INVOICES.ddl("customer_id, seq"),
         "CREATE TABLE IF NOT EXISTS rm_payments ("
         " tenant_id TEXT NOT NULL, payment_id TEXT NOT NULL, seq BIGINT NOT NULL,"
         " invoice_id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant_id, payment_id))",
@@ -104,40 +111,16 @@ class BillingProjection:
         event = recorded.event
         if not isinstance(event, Invoice.Event):
             return
-        key = (str(event.tenant_id), str(event.originator_id))
-        if isinstance(event, Invoice.Created):
-            doc = evolve(None, event)
-            cur.execute(
-                "INSERT INTO rm_invoices (tenant_id, invoice_id, seq, status, customer_id,"
-                " version, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    *key,
-                    recorded.position,
-                    doc["status"],
-                    doc["customerId"],
-                    event.originator_version,
-                    to_json(doc),
-                ),
-            )
-            return
-        cur.execute("SELECT doc FROM rm_invoices WHERE tenant_id = ? AND invoice_id = ?", key)
-        row = cur.fetchone()
-        assert row is not None, f"invoice {key[1]} has events but no row"
-        doc = evolve(from_json(row[0]), event)
-        cur.execute(
-            "UPDATE rm_invoices SET status = ?, version = ?, doc = ?"
-            " WHERE tenant_id = ? AND invoice_id = ?",
-            (doc["status"], event.originator_version, to_json(doc), *key),
-        )
+        doc = INVOICES.apply(cur, recorded.position, event)
         if isinstance(event, Invoice.PaymentReceived):
             cur.execute(
                 "INSERT INTO rm_payments (tenant_id, payment_id, seq, invoice_id, doc)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (
-                    key[0],
+                    str(event.tenant_id),
                     str(event.payment_id),
                     recorded.position,
-                    key[1],
+                    str(event.originator_id),
                     to_json(payment_doc(event, doc)),
                 ),
             )
@@ -150,21 +133,11 @@ class BillingView:
         self._db = db
 
     def invoice(self, tenant_id: UUID, invoice_id: UUID) -> Document | None:
-        rows = self._db.query(
-            "SELECT doc, version FROM rm_invoices WHERE tenant_id = ? AND invoice_id = ?",
-            (str(tenant_id), str(invoice_id)),
-        )
-        return Document(doc=msgspec.Raw(rows[0][0].encode()), version=rows[0][1]) if rows else None
+        return INVOICES.get(self._db, tenant_id, invoice_id)
 
     def invoices(self, tenant_id: UUID, where: InvoiceFilter, *, limit: int, after: int) -> Page:
-        conditions, params = ["tenant_id = ?"], [str(tenant_id)]
-        if where.status:
-            conditions.append("status = ?")
-            params.append(where.status)
-        if where.customer_id:
-            conditions.append("customer_id = ?")
-            params.append(str(where.customer_id))
-        return page_of(self._db, "rm_invoices", conditions, params, limit=limit, after=after)
+        filters = {"status": where.status, "customer_id": ident(where.customer_id)}
+        return INVOICES.page(self._db, tenant_id, filters, limit=limit, after=after)
 
     def payment(self, tenant_id: UUID, payment_id: UUID) -> Document | None:
         rows = self._db.query(

@@ -9,15 +9,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from application.engagements import EngagementFilter
 from application.event_log import RecordedEvent
 from application.ports import SqlCursor, SqlDatabase
 from application.queries import Document, Page
 from domain.engagement import Engagement
-from projections.formats import day, from_json, ident, instant, to_json
-from projections.paging import page_of
+from projections.documents import DocumentTable
+from projections.formats import day, ident, instant
 
 State = dict[str, Any]
 
@@ -92,46 +90,24 @@ def evolve(state: State | None, event: Any) -> State:
     return state
 
 
+ENGAGEMENTS = DocumentTable(
+    "rm_engagements",
+    "engagement_id",
+    Engagement.Event,
+    Engagement.Created,
+    evolve,
+    (("status", "status"), ("customer_id", "customerId")),
+)
+
+
 class EngagementsProjection:
     name = "engagements"
-    tables = ("rm_engagements",)
-    ddl = (
-        "CREATE TABLE IF NOT EXISTS rm_engagements ("
-        " tenant_id TEXT NOT NULL, engagement_id TEXT NOT NULL, seq BIGINT NOT NULL,"
-        " status TEXT NOT NULL, customer_id TEXT NOT NULL, version INTEGER NOT NULL,"
-        " doc TEXT NOT NULL, PRIMARY KEY (tenant_id, engagement_id))",
-        "CREATE INDEX IF NOT EXISTS rm_engagements_list ON rm_engagements (tenant_id, seq)",
-    )
+    tables = (ENGAGEMENTS.name,)
+    ddl = ENGAGEMENTS.ddl("customer_id, seq")
 
     def apply(self, cur: SqlCursor, recorded: RecordedEvent) -> None:
-        event = recorded.event
-        if not isinstance(event, Engagement.Event):
-            return
-        key = (str(event.tenant_id), str(event.originator_id))
-        if isinstance(event, Engagement.Created):
-            doc = evolve(None, event)
-            cur.execute(
-                "INSERT INTO rm_engagements (tenant_id, engagement_id, seq, status, customer_id,"
-                " version, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    *key,
-                    recorded.position,
-                    doc["status"],
-                    doc["customerId"],
-                    event.originator_version,
-                    to_json(doc),
-                ),
-            )
-            return
-        cur.execute("SELECT doc FROM rm_engagements WHERE tenant_id = ? AND engagement_id = ?", key)
-        row = cur.fetchone()
-        assert row is not None, f"engagement {key[1]} has events but no row"
-        doc = evolve(from_json(row[0]), event)
-        cur.execute(
-            "UPDATE rm_engagements SET status = ?, customer_id = ?, version = ?, doc = ?"
-            " WHERE tenant_id = ? AND engagement_id = ?",
-            (doc["status"], doc["customerId"], event.originator_version, to_json(doc), *key),
-        )
+        if isinstance(recorded.event, Engagement.Event):
+            ENGAGEMENTS.apply(cur, recorded.position, recorded.event)
 
 
 class EngagementsView:
@@ -141,18 +117,8 @@ class EngagementsView:
         self._db = db
 
     def get(self, tenant_id: UUID, engagement_id: UUID) -> Document | None:
-        rows = self._db.query(
-            "SELECT doc, version FROM rm_engagements WHERE tenant_id = ? AND engagement_id = ?",
-            (str(tenant_id), str(engagement_id)),
-        )
-        return Document(doc=msgspec.Raw(rows[0][0].encode()), version=rows[0][1]) if rows else None
+        return ENGAGEMENTS.get(self._db, tenant_id, engagement_id)
 
     def list(self, tenant_id: UUID, where: EngagementFilter, *, limit: int, after: int) -> Page:
-        conditions, params = ["tenant_id = ?"], [str(tenant_id)]
-        if where.status:
-            conditions.append("status = ?")
-            params.append(where.status)
-        if where.customer_id:
-            conditions.append("customer_id = ?")
-            params.append(str(where.customer_id))
-        return page_of(self._db, "rm_engagements", conditions, params, limit=limit, after=after)
+        filters = {"status": where.status, "customer_id": ident(where.customer_id)}
+        return ENGAGEMENTS.page(self._db, tenant_id, filters, limit=limit, after=after)

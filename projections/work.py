@@ -8,18 +8,16 @@ projection stores their results, and the audit trail's point-in-time state can u
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
-
-import msgspec
 
 from application.event_log import RecordedEvent
 from application.ports import SqlCursor, SqlDatabase
 from application.queries import Document, Page
 from domain.work import CLOSED, COMPLETED, OPEN, TODO, Epic, Sprint, Story, Task
-from projections.formats import day, from_json, ident, instant, to_json
+from projections.documents import DocumentTable
+from projections.formats import day, ident, instant
 
 State = dict[str, Any]
 
@@ -113,20 +111,7 @@ EVOLVERS: dict[str, Callable[[State | None, Any], State]] = {
 }
 
 
-@dataclass(frozen=True)
-class _Table:
-    """How one kind of item is stored: its table, id column, and the columns lists filter on
-    (each taken from the representation, so they always agree with it)."""
-
-    name: str
-    id_column: str
-    event_family: type[Any]
-    created: type[Any]
-    evolve: Callable[[State | None, Any], State]
-    columns: tuple[tuple[str, str], ...]  # (column, representation key)
-
-
-_EPICS = _Table(
+_EPICS = DocumentTable(
     "rm_epics",
     "epic_id",
     Epic.Event,
@@ -134,10 +119,10 @@ _EPICS = _Table(
     evolve_epic,
     (("engagement_id", "engagementId"),),
 )
-_STORIES = _Table(
+_STORIES = DocumentTable(
     "rm_stories", "story_id", Story.Event, Story.Created, evolve_story, (("epic_id", "epicId"),)
 )
-_TASKS = _Table(
+_TASKS = DocumentTable(
     "rm_tasks",
     "task_id",
     Task.Event,
@@ -145,7 +130,7 @@ _TASKS = _Table(
     evolve_task,
     (("story_id", "storyId"), ("status", "status")),
 )
-_SPRINTS = _Table(
+_SPRINTS = DocumentTable(
     "rm_sprints",
     "sprint_id",
     Sprint.Event,
@@ -156,74 +141,22 @@ _SPRINTS = _Table(
 _TABLES = (_EPICS, _STORIES, _TASKS, _SPRINTS)
 
 
-def _ddl(table: _Table, list_index: str) -> tuple[str, ...]:
-    extra = "".join(f" {column} TEXT NOT NULL," for column, _ in table.columns)
-    return (
-        f"CREATE TABLE IF NOT EXISTS {table.name} ("
-        f" tenant_id TEXT NOT NULL, {table.id_column} TEXT NOT NULL, seq BIGINT NOT NULL,"
-        f"{extra} version INTEGER NOT NULL, doc TEXT NOT NULL,"
-        f" PRIMARY KEY (tenant_id, {table.id_column}))",
-        f"CREATE INDEX IF NOT EXISTS {table.name}_list ON {table.name} (tenant_id, seq)",
-        f"CREATE INDEX IF NOT EXISTS {table.name}_by ON {table.name} (tenant_id, {list_index})",
-    )
-
-
 class WorkProjection:
     name = "work"
     tables = tuple(t.name for t in _TABLES)
     ddl = (
-        *_ddl(_EPICS, "engagement_id, seq"),
-        *_ddl(_STORIES, "epic_id, seq"),
-        *_ddl(_TASKS, "story_id, seq"),
-        *_ddl(_SPRINTS, "engagement_id, seq"),
+        *_EPICS.ddl("engagement_id, seq"),
+        *_STORIES.ddl("epic_id, seq"),
+        *_TASKS.ddl("story_id, seq"),
+        *_SPRINTS.ddl("engagement_id, seq"),
     )
 
     def apply(self, cur: SqlCursor, recorded: RecordedEvent) -> None:
         event = recorded.event
         for table in _TABLES:
             if isinstance(event, table.event_family):
-                _apply(table, cur, recorded.position, event)
+                table.apply(cur, recorded.position, event)
                 return
-
-
-def _apply(table: _Table, cur: SqlCursor, position: int, event: Any) -> None:
-    tenant_id, item_id = str(event.tenant_id), str(event.originator_id)
-    if isinstance(event, table.created):
-        doc = table.evolve(None, event)
-        names = ", ".join(column for column, _ in table.columns)
-        marks = ", ".join("?" for _ in table.columns)
-        cur.execute(
-            f"INSERT INTO {table.name} (tenant_id, {table.id_column}, seq, {names}, version, doc)"
-            f" VALUES (?, ?, ?, {marks}, ?, ?)",
-            (
-                tenant_id,
-                item_id,
-                position,
-                *(doc[key] for _, key in table.columns),
-                event.originator_version,
-                to_json(doc),
-            ),
-        )
-        return
-    cur.execute(
-        f"SELECT doc FROM {table.name} WHERE tenant_id = ? AND {table.id_column} = ?",
-        (tenant_id, item_id),
-    )
-    row = cur.fetchone()
-    assert row is not None, f"{table.name} {item_id} has events but no row"
-    doc = table.evolve(from_json(row[0]), event)
-    sets = "".join(f"{column} = ?, " for column, _ in table.columns)
-    cur.execute(
-        f"UPDATE {table.name} SET {sets}version = ?, doc = ?"
-        f" WHERE tenant_id = ? AND {table.id_column} = ?",
-        (
-            *(doc[key] for _, key in table.columns),
-            event.originator_version,
-            to_json(doc),
-            tenant_id,
-            item_id,
-        ),
-    )
 
 
 class WorkView:
@@ -263,33 +196,16 @@ class WorkView:
         where = {"engagement_id": ident(engagement_id)}
         return self._list(_SPRINTS, tenant_id, where, limit=limit, after=after)
 
-    def _get(self, table: _Table, tenant_id: UUID, item_id: UUID) -> Document | None:
-        rows = self._db.query(
-            f"SELECT doc, version FROM {table.name} WHERE tenant_id = ? AND {table.id_column} = ?",
-            (str(tenant_id), str(item_id)),
-        )
-        if not rows:
-            return None
-        return Document(doc=msgspec.Raw(rows[0][0].encode()), version=rows[0][1])
+    def _get(self, table: DocumentTable, tenant_id: UUID, item_id: UUID) -> Document | None:
+        return table.get(self._db, tenant_id, item_id)
 
     def _list(
         self,
-        table: _Table,
+        table: DocumentTable,
         tenant_id: UUID,
         where: dict[str, str | None],
         *,
         limit: int,
         after: int,
     ) -> Page:
-        # Column names come from this module only; values are always parameters.
-        given = [(column, value) for column, value in where.items() if value is not None]
-        condition = " AND ".join(["tenant_id = ?", *(f"{column} = ?" for column, _ in given)])
-        params: Sequence[str] = [str(tenant_id), *(value for _, value in given)]
-        total = self._db.query(f"SELECT COUNT(*) FROM {table.name} WHERE {condition}", params)[0][0]
-        rows = self._db.query(
-            f"SELECT seq, doc FROM {table.name} WHERE {condition} AND seq > ? ORDER BY seq LIMIT ?",
-            (*params, after, limit + 1),
-        )
-        items = [msgspec.Raw(doc.encode()) for _, doc in rows[:limit]]
-        more = len(rows) > limit
-        return Page(items=items, total=total, next_after=rows[limit - 1][0] if more else None)
+        return table.page(self._db, tenant_id, where, limit=limit, after=after)
