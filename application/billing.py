@@ -15,12 +15,13 @@ from application.claims import rerun_on_conflict
 from application.commands import Command
 from application.context import Context
 from application.customers import require_customer
-from application.engagements import active_tenant, require_engagement
+from application.engagements import require_engagement
 from application.errors import ConcurrentWrite, InvalidRequest, NotFound
 from application.event_log import EventLog
 from application.ports import Clock, IdGenerator
 from application.queries import Document, Page, check_limit, decode_cursor
 from application.results import Written
+from application.tenancy import active_tenant
 from domain.engagement import Engagement
 from domain.invoice import Invoice, InvoiceNumbering, invoice_number
 

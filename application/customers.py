@@ -17,6 +17,7 @@ from application.event_log import EventLog
 from application.ports import Clock, IdGenerator
 from application.queries import Document, Page, check_limit, decode_cursor
 from application.results import Written
+from application.tenancy import active_tenant
 from domain.customer import BillingAddress, Customer, Details
 from domain.tenant import Tenant
 
@@ -104,7 +105,7 @@ class CustomerCommands:
         return optimistically(lambda assume_new: self._create(ctx, cmd, assume_new))
 
     def _create(self, ctx: Context, cmd: CreateCustomer, assume_new: bool) -> Written:
-        tenant = self._active_tenant(ctx)
+        tenant = active_tenant(self._log, ctx)
         now = self._clock.now()
         customer = Customer.register(
             customer_id=self._ids.new_id(), tenant_id=tenant.id, details=cmd.details(), at=now
@@ -168,18 +169,10 @@ class CustomerCommands:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _active_tenant(self, ctx: Context) -> Tenant:
-        tenant_id = ctx.require_tenant()
-        tenant = self._log.load(Tenant, tenant_id)
-        if tenant is None:
-            raise NotFound("tenant", tenant_id)
-        tenant.ensure_accepts_writes()
-        return tenant
-
     def _customer(
         self, ctx: Context, customer_id: UUID, if_match: int | None
     ) -> tuple[Tenant, Customer]:
-        tenant = self._active_tenant(ctx)
+        tenant = active_tenant(self._log, ctx)
         customer = self._log.load(Customer, customer_id)
         if customer is None or customer.tenant_id != tenant.id:
             raise NotFound("customer", customer_id)

@@ -18,9 +18,9 @@ from application.event_log import EventLog
 from application.ports import Clock, IdGenerator
 from application.queries import Document, Page, check_limit, decode_cursor
 from application.results import Written
+from application.tenancy import active_tenant
 from domain.engagement import Engagement, Terms, UnknownMilestone
 from domain.squad import Squad
-from domain.tenant import Tenant
 
 
 class Pricing(Command):
@@ -94,16 +94,6 @@ def require_engagement(
             raise NotFound("engagement", engagement_id)
         raise InvalidRequest(field, "no engagement with this id in the tenant")
     return engagement
-
-
-def active_tenant(log: EventLog, ctx: Context) -> Tenant:
-    """The caller's tenant, which must accept writes."""
-    tenant_id = ctx.require_tenant()
-    tenant = log.load(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound("tenant", tenant_id)
-    tenant.ensure_accepts_writes()
-    return tenant
 
 
 class EngagementCommands:

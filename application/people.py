@@ -16,6 +16,7 @@ from application.errors import InvalidRequest, NotFound
 from application.event_log import EventLog
 from application.ports import BlobStore, Clock, IdGenerator
 from application.results import Written
+from application.tenancy import active_tenant
 from domain.person import Person, Profile
 from domain.tenant import Tenant
 
@@ -90,7 +91,7 @@ class PeopleCommands:
         self, ctx: Context, person_id: UUID, cmd: CreatePerson, *, assume_new: bool = False
     ) -> Written:
         """Create a person with a given id (the recruitment import chooses its own)."""
-        tenant = self._active_tenant(ctx)
+        tenant = active_tenant(self._log, ctx)
         now = self._clock.now()
         profile = cmd.profile()
         self._check_line_manager(tenant.id, profile.line_manager_id)
@@ -213,16 +214,8 @@ class PeopleCommands:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _active_tenant(self, ctx: Context) -> Tenant:
-        tenant_id = ctx.require_tenant()
-        tenant = self._log.load(Tenant, tenant_id)
-        if tenant is None:
-            raise NotFound("tenant", tenant_id)
-        tenant.ensure_accepts_writes()
-        return tenant
-
     def _person(self, ctx: Context, person_id: UUID, if_match: int | None) -> tuple[Tenant, Person]:
-        tenant = self._active_tenant(ctx)
+        tenant = active_tenant(self._log, ctx)
         person = self._log.load(Person, person_id)
         if person is None or person.tenant_id != tenant.id:
             raise NotFound("person", person_id)

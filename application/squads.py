@@ -12,12 +12,13 @@ import msgspec
 from application.claims import rerun_on_conflict
 from application.commands import Command
 from application.context import Context
-from application.engagements import active_tenant, require_engagement
+from application.engagements import require_engagement
 from application.errors import InvalidRequest, NotFound
 from application.event_log import EventLog
 from application.ports import Clock, IdGenerator
 from application.queries import Document, Page, check_limit, decode_cursor
 from application.results import Written
+from application.tenancy import active_tenant
 from domain.person import Person
 from domain.squad import Assignment, Squad, load_in_week, week_of
 

@@ -16,9 +16,9 @@ from application.event_log import EventLog
 from application.ports import Clock, IdGenerator
 from application.queries import Document, Page, check_limit, decode_cursor
 from application.results import Written
+from application.tenancy import active_tenant
 from domain.engagement import Engagement
 from domain.person import Person
-from domain.tenant import Tenant
 from domain.work import COMPLETED, TASK_STATUSES, Epic, Sprint, Story, Task
 
 # An instant must say which time zone it is in; a naive one is refused at decoding (400).
@@ -66,7 +66,7 @@ class WorkCommands:
 
     def create_epic(self, ctx: Context, cmd: CreateEpic) -> Written:
         ctx.require("work:write")
-        tenant = self._active_tenant(ctx)
+        tenant = active_tenant(self._log, ctx)
         engagement = self._engagement(tenant.id, cmd.engagement_id)
         epic = Epic.open(
             epic_id=self._ids.new_id(),
@@ -80,7 +80,7 @@ class WorkCommands:
 
     def create_story(self, ctx: Context, epic_id: UUID, cmd: CreateStory) -> Written:
         ctx.require("work:write")
-        tenant = self._active_tenant(ctx)
+        tenant = active_tenant(self._log, ctx)
         epic = self._log.load(Epic, epic_id)
         if epic is None or epic.tenant_id != tenant.id:
             raise NotFound("epic", epic_id)
@@ -101,7 +101,7 @@ class WorkCommands:
         task_id = self._ids.new_id()
 
         def run() -> Written:
-            tenant = self._active_tenant(ctx)
+            tenant = active_tenant(self._log, ctx)
             story = self._log.load(Story, story_id)
             if story is None or story.tenant_id != tenant.id:
                 raise NotFound("story", story_id)
@@ -131,7 +131,7 @@ class WorkCommands:
         ctx.require("work:write")
 
         def run() -> Written:
-            tenant = self._active_tenant(ctx)
+            tenant = active_tenant(self._log, ctx)
             task = self._log.load(Task, task_id)
             if task is None or task.tenant_id != tenant.id:
                 raise NotFound("task", task_id)
@@ -153,7 +153,7 @@ class WorkCommands:
 
     def create_sprint(self, ctx: Context, cmd: CreateSprint) -> Written:
         ctx.require("work:write")
-        tenant = self._active_tenant(ctx)
+        tenant = active_tenant(self._log, ctx)
         engagement = self._engagement(tenant.id, cmd.engagement_id)
         sprint = Sprint.plan(
             sprint_id=self._ids.new_id(),
@@ -168,14 +168,6 @@ class WorkCommands:
         return self._created(ctx, sprint)
 
     # -- helpers --------------------------------------------------------------------------
-
-    def _active_tenant(self, ctx: Context) -> Tenant:
-        tenant_id = ctx.require_tenant()
-        tenant = self._log.load(Tenant, tenant_id)
-        if tenant is None:
-            raise NotFound("tenant", tenant_id)
-        tenant.ensure_accepts_writes()
-        return tenant
 
     def _engagement(self, tenant_id: UUID, engagement_id: UUID) -> Engagement:
         engagement = self._log.load(Engagement, engagement_id)

@@ -20,7 +20,7 @@ from application.context import Context
 from application.queries import DEFAULT_LIMIT
 from application.results import Written
 from entrypoints.container import Services
-from entrypoints.http.deps import Ctx, Svc, settled
+from entrypoints.http.deps import Ctx, Svc, answer, settled
 from entrypoints.http.responses import document, if_match, page, raw
 
 Req = Request[Any, Any, Any]
@@ -30,10 +30,13 @@ NO_REASON = VoidInvoice()
 def _invoice(
     services: Services, ctx: Context, written: Written, status: int = 200
 ) -> Response[bytes]:
-    settled(services, written)
-    doc = services.get(BillingQueries).invoice(ctx, written.id)
-    location = f"/api/v1/billing/invoices/{written.id}" if written.created else None
-    return document(doc, status=status, written=written, location=location)
+    return answer(
+        services,
+        written,
+        lambda i: services.get(BillingQueries).invoice(ctx, i),
+        "/api/v1/billing/invoices",
+        status,
+    )
 
 
 def _commands(services: Services) -> BillingCommands:

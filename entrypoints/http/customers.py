@@ -18,17 +18,20 @@ from application.customers import (
 )
 from application.queries import DEFAULT_LIMIT
 from application.results import Written
-from entrypoints.http.deps import Ctx, Svc, settled
+from entrypoints.http.deps import Ctx, Svc, answer, settled
 from entrypoints.http.responses import document, if_match, page
 
 Req = Request[Any, Any, Any]
 
 
 def _customer(services: Svc, ctx: Ctx, written: Written, status: int = 200) -> Response[bytes]:
-    settled(services, written)
-    doc = services.get(CustomerQueries).get(ctx, written.id)
-    location = f"/api/v1/customers/{written.id}" if written.created else None
-    return document(doc, status=status, written=written, location=location)
+    return answer(
+        services,
+        written,
+        lambda i: services.get(CustomerQueries).get(ctx, i),
+        "/api/v1/customers",
+        status,
+    )
 
 
 def _commands(services: Svc) -> CustomerCommands:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
-from litestar import Request
+from litestar import Request, Response
 from litestar.di import NamedDependency, Provide
 
 from application.context import Context
 from application.errors import InvalidRequest, ReadModelsBehind
+from application.queries import Document
 from application.results import Written
 from entrypoints.container import Services
 from entrypoints.http.auth import authenticate, context_for
+from entrypoints.http.responses import document
 
 log = logging.getLogger("workledger.http")
 
@@ -68,6 +72,20 @@ def settle(services: Services, position: int) -> None:
 def settled(services: Services, written: Written) -> Written:
     settle(services, written.position)
     return written
+
+
+def answer(
+    services: Services,
+    written: Written,
+    read: Callable[[UUID], Document],
+    collection: str,
+    status: int = 200,
+) -> Response[bytes]:
+    """The answer to a command: once the read models hold the write, the resource as it now
+    reads, with its ETag and X-Log-Position, and a Location under `collection` if it is new."""
+    settled(services, written)
+    location = f"{collection}/{written.id}" if written.created else None
+    return document(read(written.id), status=status, written=written, location=location)
 
 
 DEPENDENCIES = {

@@ -22,7 +22,7 @@ from application.engagements import (
 from application.queries import DEFAULT_LIMIT
 from application.results import Written
 from entrypoints.container import Services
-from entrypoints.http.deps import Ctx, Svc, settled
+from entrypoints.http.deps import Ctx, Svc, answer, settled
 from entrypoints.http.responses import document, if_match, page, raw
 
 Req = Request[Any, Any, Any]
@@ -32,10 +32,13 @@ NO_REASON = CancelEngagement()
 def _engagement(
     services: Services, ctx: Context, written: Written, status: int = 200
 ) -> Response[bytes]:
-    settled(services, written)
-    doc = services.get(EngagementQueries).get(ctx, written.id)
-    location = f"/api/v1/engagements/{written.id}" if written.created else None
-    return document(doc, status=status, written=written, location=location)
+    return answer(
+        services,
+        written,
+        lambda i: services.get(EngagementQueries).get(ctx, i),
+        "/api/v1/engagements",
+        status,
+    )
 
 
 def _commands(services: Services) -> EngagementCommands:

@@ -21,17 +21,20 @@ from application.people import (
 from application.people_export import FORMATS, PeopleExport, to_csv
 from application.queries import DEFAULT_LIMIT, PeopleFilter, PeopleQueries
 from application.results import Written
-from entrypoints.http.deps import Ctx, Svc, settled
+from entrypoints.http.deps import Ctx, Svc, answer
 from entrypoints.http.responses import document, if_match, page
 
 Req = Request[Any, Any, Any]
 
 
 def _person(services: Svc, ctx: Ctx, written: Written, status: int = 200) -> Response[bytes]:
-    settled(services, written)
-    doc = services.get(PeopleQueries).get(ctx, written.id)
-    location = f"/api/v1/people/{written.id}" if written.created else None
-    return document(doc, status=status, written=written, location=location)
+    return answer(
+        services,
+        written,
+        lambda i: services.get(PeopleQueries).get(ctx, i),
+        "/api/v1/people",
+        status,
+    )
 
 
 def _commands(services: Svc) -> PeopleCommands:

@@ -21,7 +21,7 @@ from application.squads import (
     UpdateSquad,
 )
 from entrypoints.container import Services
-from entrypoints.http.deps import Ctx, Svc, settled
+from entrypoints.http.deps import Ctx, Svc, answer, settled
 from entrypoints.http.responses import document, if_match, page, raw
 
 Req = Request[Any, Any, Any]
@@ -30,10 +30,13 @@ Req = Request[Any, Any, Any]
 def _squad(
     services: Services, ctx: Context, written: Written, status: int = 200
 ) -> Response[bytes]:
-    settled(services, written)
-    doc = services.get(SquadQueries).get(ctx, written.id)
-    location = f"/api/v1/squads/{written.id}" if written.created else None
-    return document(doc, status=status, written=written, location=location)
+    return answer(
+        services,
+        written,
+        lambda i: services.get(SquadQueries).get(ctx, i),
+        "/api/v1/squads",
+        status,
+    )
 
 
 def _assignment(

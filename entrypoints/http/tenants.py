@@ -19,7 +19,7 @@ from application.tenants import (
     TenantCommands,
     UpdateTenant,
 )
-from entrypoints.http.deps import Ctx, Svc, settle, settled
+from entrypoints.http.deps import Ctx, Svc, answer, settle, settled
 from entrypoints.http.responses import document, if_match, page, raw
 
 Req = Request[Any, Any, Any]
@@ -27,10 +27,13 @@ NO_STATUS_CHANGE = ChangeTenantStatus()
 
 
 def _tenant(services: Svc, ctx: Ctx, written: Written, status: int = 200) -> Response[bytes]:
-    settled(services, written)
-    record = services.get(TenantQueries).get(ctx, written.id)
-    location = f"/api/v1/tenants/{written.id}" if written.created else None
-    return document(record.tenant, status=status, written=written, location=location)
+    return answer(
+        services,
+        written,
+        lambda i: services.get(TenantQueries).get(ctx, i).tenant,
+        "/api/v1/tenants",
+        status,
+    )
 
 
 @post("/", sync_to_thread=False, status_code=201)
