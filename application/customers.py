@@ -11,6 +11,7 @@ import msgspec
 from eventsourcing.domain import Aggregate
 
 from application.claims import change_claim, claim, optimistically, retry_once
+from application.commands import Command
 from application.context import Context
 from application.errors import InvalidRequest, NotFound
 from application.event_log import EventLog
@@ -24,7 +25,7 @@ from domain.tenant import Tenant
 NAME_SCOPE = "customer.name"
 
 
-class AddressBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class AddressBody(Command):
     line1: str
     city: str
     country: str
@@ -35,7 +36,7 @@ class AddressBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True, fr
         return BillingAddress(**msgspec.structs.asdict(self))
 
 
-class CreateCustomer(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class CreateCustomer(Command):
     name: str
     email: str | None = None
     phone_number: str | None = None
@@ -46,7 +47,7 @@ class CreateCustomer(msgspec.Struct, rename="camel", forbid_unknown_fields=True,
         return _details(self)
 
 
-class UpdateCustomer(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class UpdateCustomer(Command):
     """A full replacement (PUT): an absent optional field is cleared, as `null` is."""
 
     name: str
@@ -69,7 +70,7 @@ def _details(body: CreateCustomer | UpdateCustomer) -> Details:
     )
 
 
-class AddContact(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class AddContact(Command):
     name: str
     email: str
     phone_number: str | None = None

@@ -6,11 +6,11 @@ import hashlib
 from datetime import date
 from uuid import UUID
 
-import msgspec
 from eventsourcing.domain import Aggregate
 from msgspec import UNSET, UnsetType
 
 from application.claims import change_claim, claim, optimistically, retry_once
+from application.commands import Command
 from application.context import Context
 from application.errors import InvalidRequest, NotFound
 from application.event_log import EventLog
@@ -25,7 +25,7 @@ REFERENCE_SCOPE = "person.employeeReference"
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 
 
-class CreatePerson(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class CreatePerson(Command):
     first_name: str
     last_name: str
     email: str
@@ -42,7 +42,7 @@ class CreatePerson(msgspec.Struct, rename="camel", forbid_unknown_fields=True, f
         return Profile.of(self)
 
 
-class PatchPerson(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class PatchPerson(Command):
     """A partial update: absent fields keep their value; `null` clears an optional one."""
 
     first_name: str | UnsetType = UNSET
@@ -65,12 +65,12 @@ class PatchPerson(msgspec.Struct, rename="camel", forbid_unknown_fields=True, fr
         return Profile(**{**vars(profile), **given})
 
 
-class DeactivatePerson(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class DeactivatePerson(Command):
     employment_end_date: date
     reason: str | None = None
 
 
-class AssignUnit(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class AssignUnit(Command):
     unit: str
 
 

@@ -12,6 +12,7 @@ from uuid import UUID
 import msgspec
 
 from application.claims import retry_once
+from application.commands import Command
 from application.context import Context
 from application.event_log import EventLog
 from application.people import REFERENCE_SCOPE, CreatePerson, PeopleCommands
@@ -21,7 +22,7 @@ from domain.person import Person
 from domain.uniqueness import UniqueKey, unique_key_id
 
 
-class NewHire(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class NewHire(Command):
     first_name: str
     last_name: str
     email: str
@@ -44,7 +45,7 @@ class NewHire(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen
         )
 
 
-class ImportHire(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class ImportHire(Command):
     source_system: str
     new_hire: NewHire
 

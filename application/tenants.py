@@ -10,6 +10,7 @@ import msgspec
 from eventsourcing.domain import Aggregate
 
 from application.claims import change_claim, claim, optimistically, retry_once
+from application.commands import Command
 from application.context import Context
 from application.errors import ApplicationError, NotFound
 from application.event_log import EventLog
@@ -23,7 +24,7 @@ NAME_SCOPE = "tenant.name"
 MAX_BULK = 500
 
 
-class ProvisionTenant(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class ProvisionTenant(Command):
     name: str
     contact_email: str
     phone_number: str | None = None
@@ -33,30 +34,30 @@ class ProvisionTenant(msgspec.Struct, rename="camel", forbid_unknown_fields=True
     timezone: str | None = None
 
 
-class ProvisionTenants(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class ProvisionTenants(Command):
     # Items are decoded one by one, so a malformed item fails alone (API.md: bulk).
     tenants: Annotated[list[Any], msgspec.Meta(min_length=1, max_length=MAX_BULK)]
 
 
-class UpdateTenant(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class UpdateTenant(Command):
     name: str
     contact_email: str
     phone_number: str | None = None
     industry: str | None = None
 
 
-class ChangeTenantStatus(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class ChangeTenantStatus(Command):
     reason: str | None = None
 
 
-class ChangeSubscription(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class ChangeSubscription(Command):
     plan: str
     seats: int
     status: str
     renews_on: date | None = None
 
 
-class ChangeSettings(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class ChangeSettings(Command):
     currency: str
     timezone: str
     payment_terms_days: int

@@ -10,6 +10,7 @@ from uuid import UUID
 import msgspec
 
 from application.claims import retry_once
+from application.commands import Command
 from application.context import Context
 from application.errors import InvalidRequest, NotFound
 from application.event_log import EventLog
@@ -25,32 +26,32 @@ from domain.work import COMPLETED, TASK_STATUSES, Epic, Sprint, Story, Task
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
-class CreateEpic(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class CreateEpic(Command):
     engagement_id: UUID
     name: str
     description: str | None = None
 
 
-class CreateStory(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class CreateStory(Command):
     title: str
     description: str | None = None
     points: int | None = None
 
 
-class CreateTask(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class CreateTask(Command):
     title: str
     milestone_id: UUID | None = None
     assignee_id: UUID | None = None
 
 
-class UpdateTask(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class UpdateTask(Command):
     """PUT of a task's status: `completedAt` only with Completed (default: now)."""
 
     status: str
     completed_at: Instant | None = None
 
 
-class CreateSprint(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+class CreateSprint(Command):
     engagement_id: UUID
     name: str
     start_date: date
