@@ -24,17 +24,13 @@ from application.context import EventMeta
 from application.event_log import EventLog, MsgspecMapper
 from domain.customer import BillingAddress, Customer, Details, countries, country
 from domain.errors import InvalidValue, KeyAlreadyClaimed
+from tests.unit.support import MACHINE_SETTINGS, META, memory_log, replay
 
 BAD = object()  # marks an input the domain must refuse
 KEEP = object()  # resend the value the customer already has
 TENANT = UUID("00000000-0000-4000-8000-000000000002")
 START = datetime(2025, 5, 1, 8, 0, tzinfo=UTC)
-META = EventMeta(actor="user:test", request_id="req-1")
 MAX_CONTACTS = 100  # "a customer can have at most 100 contacts"
-
-
-def memory_log() -> EventLog:
-    return EventLog(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"})
 
 
 def pairs(*items: tuple[Any, Any]) -> st.SearchStrategy[tuple[Any, Any]]:
@@ -190,13 +186,6 @@ def resolve(
 
 def state_of(customer: Customer) -> dict[str, Any]:
     return copy.deepcopy({k: v for k, v in vars(customer).items() if k != "_pending_events"})
-
-
-def replay(events: list[Any]) -> Any:
-    aggregate = events[0].mutate(None)
-    for event in events[1:]:
-        aggregate = event.mutate(aggregate)
-    return aggregate
 
 
 @dataclass
@@ -433,12 +422,7 @@ class CustomerMachine(RuleBasedStateMachine):
         assert state_of(rebuilt) == state_of(self.customer)
 
 
-CustomerMachine.TestCase.settings = settings(
-    max_examples=100,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+CustomerMachine.TestCase.settings = MACHINE_SETTINGS
 TestCustomerLifecycle = CustomerMachine.TestCase
 
 

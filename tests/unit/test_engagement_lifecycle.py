@@ -27,7 +27,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -37,11 +37,11 @@ from hypothesis.stateful import (
     rule,
 )
 
-from application.context import EventMeta
 from application.errors import ConcurrentWrite
 from application.event_log import EventLog
 from domain.engagement import Engagement, Terms
 from domain.errors import IllegalTransition, InvalidValue
+from tests.unit.support import MACHINE_SETTINGS, META, memory_log, replay
 
 BAD = object()  # marks an input the domain must refuse
 TENANT = UUID("00000000-0000-4000-8000-000000000001")
@@ -54,7 +54,6 @@ SQUADS = (
     UUID("00000000-0000-4000-8000-0000000000f2"),
 )
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
-META = EventMeta(actor="user:test", request_id="req-1")
 DRAFT, ACTIVE, COMPLETED, CANCELLED = "Draft", "Active", "Completed", "Cancelled"
 OPEN = "Open"
 MINOR_UNITS = {"USD": 2, "EUR": 2, "JPY": 0, "BHD": 3}  # ISO 4217, written out
@@ -68,10 +67,6 @@ END_DATE = "contractTerms.timeline.endDate"
 PROJECT = "projectId"
 
 Illegal = tuple[str, str, str]  # (aggregate, action, state) of the expected IllegalTransition
-
-
-def memory_log() -> EventLog:
-    return EventLog(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"})
 
 
 def half_even(value: Decimal, currency: str) -> Any:
@@ -114,13 +109,6 @@ def canon(value: Any) -> Any:
 def state_of(engagement: Engagement) -> Any:
     state = {k: v for k, v in vars(engagement).items() if k != "_pending_events"}
     return copy.deepcopy(canon(state))
-
-
-def replay(events: list[Any]) -> Any:
-    aggregate = events[0].mutate(None)
-    for e in events[1:]:
-        aggregate = e.mutate(aggregate)
-    return aggregate
 
 
 def pairs(*items: tuple[Any, Any]) -> st.SearchStrategy[tuple[Any, Any]]:
@@ -915,12 +903,7 @@ class EngagementMachine(RuleBasedStateMachine):
         assert state_of(rebuilt) == state_of(self.engagement)
 
 
-EngagementMachine.TestCase.settings = settings(
-    max_examples=100,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+EngagementMachine.TestCase.settings = MACHINE_SETTINGS
 TestEngagementLifecycle = EngagementMachine.TestCase
 
 

@@ -17,14 +17,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from application.context import EventMeta
 from application.event_log import EventLog
 from domain.errors import IllegalTransition, InvalidValue
 from domain.person import Person, Profile
+from tests.unit.support import MACHINE_SETTINGS, META, memory_log, replay
 
 BAD = object()  # marks an input the domain must refuse
 KEEP = object()  # resend the value the person already has
@@ -32,12 +31,7 @@ SELF = object()  # stands for the person's own id (not known before hire)
 TENANT = UUID("00000000-0000-4000-8000-000000000001")
 MANAGER = UUID("00000000-0000-4000-8000-0000000000aa")
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
-META = EventMeta(actor="user:test", request_id="req-1")
 MAX_UNITS = 50  # "a person can be in at most 50 units"
-
-
-def memory_log() -> EventLog:
-    return EventLog(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"})
 
 
 def pairs(*items: tuple[Any, Any]) -> st.SearchStrategy[tuple[Any, Any]]:
@@ -186,13 +180,6 @@ class PersonModel:
 
 def state_of(person: Person) -> dict[str, Any]:
     return copy.deepcopy({k: v for k, v in vars(person).items() if k != "_pending_events"})
-
-
-def replay(events: list[Any]) -> Any:
-    aggregate = events[0].mutate(None)
-    for event in events[1:]:
-        aggregate = event.mutate(aggregate)
-    return aggregate
 
 
 @st.composite
@@ -550,12 +537,7 @@ class PersonMachine(RuleBasedStateMachine):
         assert state_of(rebuilt) == state_of(self.person)
 
 
-PersonMachine.TestCase.settings = settings(
-    max_examples=100,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+PersonMachine.TestCase.settings = MACHINE_SETTINGS
 TestPersonLifecycle = PersonMachine.TestCase
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -28,22 +28,17 @@ from hypothesis.stateful import (
     rule,
 )
 
-from application.context import EventMeta
 from application.errors import ConcurrentWrite
 from application.event_log import EventLog
 from domain.errors import CapacityExceeded, IllegalTransition, InvalidValue
 from domain.squad import Assignment, Squad, peak_load
+from tests.unit.support import MACHINE_SETTINGS, META, memory_log, replay
 
 TENANT = UUID("00000000-0000-4000-8000-000000000001")
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
-META = EventMeta(actor="user:test", request_id="req-1")
 MAX_SPAN_DAYS = 366 * 5  # "an assignment can last at most five years"
 
 Week = tuple[int, int]  # (ISO year, ISO week)
-
-
-def memory_log() -> EventLog:
-    return EventLog(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"})
 
 
 # -- the independent model --------------------------------------------------------------------
@@ -97,13 +92,6 @@ def snapshot(squad: Squad) -> Any:
     state["capacity"] = str(squad.capacity)  # Decimal == ignores the exponent; str does not
     state["assignments"] = [(a, str(a.hours_per_week)) for a in squad.assignments]
     return copy.deepcopy(state)
-
-
-def replay(events: list[Any]) -> Any:
-    aggregate = events[0].mutate(None)
-    for e in events[1:]:
-        aggregate = e.mutate(aggregate)
-    return aggregate
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -401,12 +389,7 @@ class SquadMachine(RuleBasedStateMachine):
         assert snapshot(rebuilt) == snapshot(self.squad)
 
 
-SquadMachine.TestCase.settings = settings(
-    max_examples=100,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+SquadMachine.TestCase.settings = MACHINE_SETTINGS
 TestSquadCapacity = SquadMachine.TestCase
 
 

@@ -16,7 +16,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -26,23 +25,18 @@ from hypothesis.stateful import (
     rule,
 )
 
-from application.context import EventMeta
 from application.event_log import EventLog
 from domain.errors import IllegalTransition, InvalidValue, TenantNotActive
 from domain.tenant import Tenant
+from tests.unit.support import MACHINE_SETTINGS, META, memory_log, replay
 
 BAD = object()  # marks an input the domain must refuse
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # refused by domain.values
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
-META = EventMeta(actor="user:test", request_id="req-1")
 
 # The API contract's plans; subscription statuses as a billing provider spells them.
 PLAN_NAMES = ("starter", "professional", "enterprise")
 SUBSCRIPTION_STATES = ("trialing", "active", "past_due", "cancelled")
-
-
-def memory_log() -> EventLog:
-    return EventLog(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"})
 
 
 def trimmed_or_bad(raw: str, max_length: int = 200) -> Any:
@@ -198,13 +192,6 @@ def state_of(tenant: Tenant) -> dict[str, Any]:
     """Everything the aggregate holds, apart from its not-yet-saved events."""
     state = {k: v for k, v in vars(tenant).items() if k != "_pending_events"}
     return copy.deepcopy(state)
-
-
-def replay(events: list[Any]) -> Any:
-    aggregate = events[0].mutate(None)
-    for event in events[1:]:
-        aggregate = event.mutate(aggregate)
-    return aggregate
 
 
 class TenantMachine(RuleBasedStateMachine):
@@ -526,12 +513,7 @@ class TenantMachine(RuleBasedStateMachine):
             assert isinstance(event.tenant_id, UUID)
 
 
-TenantMachine.TestCase.settings = settings(
-    max_examples=100,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+TenantMachine.TestCase.settings = MACHINE_SETTINGS
 TestTenantLifecycle = TenantMachine.TestCase
 
 

@@ -9,15 +9,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from application.context import EventMeta
 from application.errors import ConcurrentWrite
-from application.event_log import EventLog
 from domain.errors import KeyAlreadyClaimed
 from domain.tenant import Tenant
 from domain.uniqueness import UniqueKey, unique_key_id
+from tests.unit.support import META, memory_log
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-META = EventMeta(actor="user:test", request_id="req-1")
 
 uuids = st.uuids()
 # Scopes are "<resource>.<field>" (as the domain documents them).
@@ -29,10 +27,6 @@ ascii_values = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789-_.@ ", min_size=1, max_size=30
 )
 surrounding = st.text(alphabet=" \t\n\r\u00a0\u3000", max_size=4)
-
-
-def memory_log() -> EventLog:
-    return EventLog(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"})
 
 
 def flip_case(text: str, data: st.DataObject) -> str:

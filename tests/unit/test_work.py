@@ -20,23 +20,17 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from application.context import EventMeta
-from application.event_log import EventLog
 from domain import work
 from domain.engagement import Engagement, Terms, UnknownMilestone
 from domain.errors import IllegalTransition, InvalidValue
 from domain.events import TenantEvent
 from domain.work import COMPLETED, IN_PROGRESS, TODO, Epic, Sprint, Story, Task
+from tests.unit.support import META, memory_log
 
 TENANT = UUID("00000000-0000-4000-8000-000000000001")
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-META = EventMeta(actor="user:test", request_id="req-1")
 # The moves the API promises (API.md and the task rules): anything else from a state is illegal.
 LEGAL = {(TODO, IN_PROGRESS), (IN_PROGRESS, TODO), (IN_PROGRESS, COMPLETED)}
-
-
-def memory_log() -> EventLog:
-    return EventLog(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"})
 
 
 def an_engagement(*, milestones: int = 1, at: datetime = START) -> Engagement:
