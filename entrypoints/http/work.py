@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
@@ -10,8 +9,7 @@ from uuid import UUID
 from litestar import Request, Response, Router, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from application.queries import DEFAULT_LIMIT, Document
-from application.results import Written
+from application.queries import DEFAULT_LIMIT
 from application.work import (
     CreateEpic,
     CreateSprint,
@@ -21,20 +19,11 @@ from application.work import (
     WorkCommands,
     WorkQueries,
 )
-from entrypoints.http.deps import Ctx, Svc, settled
+from entrypoints.http.deps import Ctx, Svc, answer
 from entrypoints.http.responses import document, if_match, page
 
 Req = Request[Any, Any, Any]
 EngagementFilter = Annotated[UUID | None, QueryParameter(name="engagementId")]
-
-
-def _answer(
-    services: Svc, written: Written, read: Callable[[UUID], Document], path: str, status: int = 200
-) -> Response[bytes]:
-    """The item as the read model now has it (read-your-writes), with Location if created."""
-    settled(services, written)
-    location = f"/api/v1/work/{path}/{written.id}" if written.created else None
-    return document(read(written.id), status=status, written=written, location=location)
 
 
 def _commands(services: Svc) -> WorkCommands:
@@ -51,7 +40,9 @@ def _queries(services: Svc) -> WorkQueries:
 @post("/epics", sync_to_thread=False, status_code=201)
 def create_epic(data: JSONBody[CreateEpic], ctx: Ctx, services: Svc) -> Response[bytes]:
     written = _commands(services).create_epic(ctx, data)
-    return _answer(services, written, partial(_queries(services).epic, ctx), "epics", 201)
+    return answer(
+        services, written, partial(_queries(services).epic, ctx), "/api/v1/work/epics", 201
+    )
 
 
 @get("/epics", sync_to_thread=False)
@@ -79,7 +70,9 @@ def create_story(
     epic_id: FromPath[UUID], data: JSONBody[CreateStory], ctx: Ctx, services: Svc
 ) -> Response[bytes]:
     written = _commands(services).create_story(ctx, epic_id, data)
-    return _answer(services, written, partial(_queries(services).story, ctx), "stories", 201)
+    return answer(
+        services, written, partial(_queries(services).story, ctx), "/api/v1/work/stories", 201
+    )
 
 
 @get("/epics/{epic_id:uuid}/stories", sync_to_thread=False)
@@ -106,7 +99,9 @@ def create_task(
     story_id: FromPath[UUID], data: JSONBody[CreateTask], ctx: Ctx, services: Svc
 ) -> Response[bytes]:
     written = _commands(services).create_task(ctx, story_id, data)
-    return _answer(services, written, partial(_queries(services).task, ctx), "tasks", 201)
+    return answer(
+        services, written, partial(_queries(services).task, ctx), "/api/v1/work/tasks", 201
+    )
 
 
 @get("/stories/{story_id:uuid}/tasks", sync_to_thread=False)
@@ -134,7 +129,7 @@ def update_task(
     task_id: FromPath[UUID], data: JSONBody[UpdateTask], ctx: Ctx, services: Svc, request: Req
 ) -> Response[bytes]:
     written = _commands(services).update_task(ctx, task_id, data, if_match(request))
-    return _answer(services, written, partial(_queries(services).task, ctx), "tasks")
+    return answer(services, written, partial(_queries(services).task, ctx), "/api/v1/work/tasks")
 
 
 # -- sprints ------------------------------------------------------------------------------
@@ -143,7 +138,9 @@ def update_task(
 @post("/sprints", sync_to_thread=False, status_code=201)
 def create_sprint(data: JSONBody[CreateSprint], ctx: Ctx, services: Svc) -> Response[bytes]:
     written = _commands(services).create_sprint(ctx, data)
-    return _answer(services, written, partial(_queries(services).sprint, ctx), "sprints", 201)
+    return answer(
+        services, written, partial(_queries(services).sprint, ctx), "/api/v1/work/sprints", 201
+    )
 
 
 @get("/sprints", sync_to_thread=False)
