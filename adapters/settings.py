@@ -30,7 +30,11 @@ class Settings:
     jwks_url: str | None = None
     redis_url: str | None = None
     webhook_allow_private_targets: bool = False
-    webhook_retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    webhook_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    # The HMAC key under which API keys are stored (only their HMAC is kept). Every process
+    # of a deployment needs the same one.
+    # Settings built in code (tests) get a fresh random one; load_settings reads or creates it.
+    api_key_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     var_dir: Path = field(default_factory=lambda: Path("var"))
 
     @property
@@ -65,7 +69,10 @@ def load_settings(
         raise SettingsError("WORKLEDGER_JWKS_URL", "must be an http(s) URL")
     return Settings(
         database_url=database_url,
-        jwt_secret=env.get("WORKLEDGER_JWT_SECRET") or _stored_secret(var_dir),
+        jwt_secret=env.get("WORKLEDGER_JWT_SECRET") or _stored_secret(var_dir, "jwt-secret"),
+        api_key_secret=(
+            env.get("WORKLEDGER_API_KEY_SECRET") or _stored_secret(var_dir, "api-key-secret")
+        ),
         jwt_issuer=env.get("WORKLEDGER_JWT_ISSUER") or "workledger",
         jwt_audience=env.get("WORKLEDGER_JWT_AUDIENCE") or "workledger",
         jwks_url=jwks_url,
@@ -107,9 +114,9 @@ def postgres_parts(url: str) -> dict[str, str]:
     }
 
 
-def _stored_secret(var_dir: Path) -> str:
-    """The signing secret created once under var/, so tokens survive restarts."""
-    path = var_dir / "jwt-secret"
+def _stored_secret(var_dir: Path, name: str) -> str:
+    """A secret created once under var/, so tokens and API keys survive restarts."""
+    path = var_dir / name
     if path.exists():
         secret = path.read_text().strip()
         if len(secret) >= 32:
@@ -139,15 +146,15 @@ def _redis_url(value: str | None) -> str | None:
     return value
 
 
-def _schedule(value: str | None) -> tuple[int, ...]:
+def _schedule(value: str | None) -> tuple[float, ...]:
+    """Seconds between attempts; fractions are allowed (tests and local use want them)."""
     if not value:
         return DEFAULT_RETRY_SCHEDULE
+    name = "WORKLEDGER_WEBHOOK_RETRY_SCHEDULE"
     try:
-        schedule = tuple(int(part) for part in value.split(","))
+        schedule = tuple(float(part) for part in value.split(","))
     except ValueError:
-        raise SettingsError(
-            "WORKLEDGER_WEBHOOK_RETRY_SCHEDULE", "must be comma-separated whole seconds, e.g. 1,2,4"
-        ) from None
-    if not schedule or any(s < 0 for s in schedule):
-        raise SettingsError("WORKLEDGER_WEBHOOK_RETRY_SCHEDULE", "seconds must not be negative")
+        raise SettingsError(name, "must be comma-separated seconds, e.g. 1,2,4") from None
+    if not schedule or any(not (0 <= s <= 7 * 86400) for s in schedule):
+        raise SettingsError(name, "each delay must be between 0 and 604800 seconds")
     return schedule

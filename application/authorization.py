@@ -119,6 +119,8 @@ class Principal(msgspec.Struct, frozen=True):
     permissions: frozenset[str]
     auth_method: Literal["jwt", "apiKey", "system"] = "jwt"
     api_key_id: UUID | None = None
+    # The key's own limit (API keys only); the tenant's limit applies to every caller in it.
+    rate_limit_per_minute: int | None = None
 
     @property
     def actor(self) -> str:

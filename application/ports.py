@@ -71,3 +71,25 @@ class BlobStore(Protocol):
     def put(self, tenant_id: UUID, sha256: str, content_type: str, data: bytes) -> None: ...
 
     def get(self, tenant_id: UUID, sha256: str) -> tuple[str, bytes] | None: ...
+
+
+class WebhookSecrets(Protocol):
+    """Webhook signing secrets, kept beside the event log, never in it (the log is kept forever
+    and shown to auditors): events name a secret by its id."""
+
+    def put(self, tenant_id: UUID, secret_id: UUID, secret: str) -> None:
+        """Store a new secret (before the event that names it is recorded)."""
+        ...
+
+    def get(self, tenant_id: UUID, secret_ids: Sequence[UUID]) -> dict[UUID, str]:
+        """The secrets with these ids that exist (a missing id is simply absent)."""
+        ...
+
+
+class WebhookTargets(Protocol):
+    """Whether a webhook URL may be sent to: its host must not resolve to a private, loopback
+    or link-local address unless the server allows such targets."""
+
+    def check(self, field: str, url: str) -> None:
+        """Raises InvalidValue naming `field` when the URL's target is refused."""
+        ...

@@ -30,6 +30,20 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     )
 
 
+def principal_of(request: Request[Any, Any, Any], tokens: TokenVerifier) -> Principal:
+    """The caller, established once per request (kept in the ASGI scope's state), so the
+    idempotency middleware, the rate limiter and the routes all see the same Principal.
+
+    Raises NotAuthenticated (401) like `authenticate`."""
+    state = request.scope.setdefault("state", {})
+    cached = state.get("principal")
+    if isinstance(cached, Principal):
+        return cached
+    principal = authenticate(request, tokens)
+    state["principal"] = principal
+    return principal
+
+
 def authenticate(request: Request[Any, Any, Any], tokens: TokenVerifier) -> Principal:
     header = request.headers.get("authorization")
     if not header:

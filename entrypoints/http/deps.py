@@ -15,7 +15,7 @@ from application.errors import InvalidRequest, ReadModelsBehind
 from application.queries import Document
 from application.results import Written
 from entrypoints.container import Services
-from entrypoints.http.auth import authenticate, context_for
+from entrypoints.http.auth import context_for, principal_of
 from entrypoints.http.responses import document
 
 log = logging.getLogger("workledger.http")
@@ -28,7 +28,7 @@ def services_of(request: Request[Any, Any, Any]) -> Services:
 
 def provide_ctx(request: Request[Any, Any, Any]) -> Context:
     services = services_of(request)
-    ctx = context_for(request, authenticate(request, services.tokens))
+    ctx = context_for(request, principal_of(request, services.tokens))
     _wait_for_position(request, services)
     return ctx
 
