@@ -1,7 +1,9 @@
-"""The clock and the id generator: the only sources of time and randomness the domain sees."""
+"""The clock, the id generator and the entropy source: the only sources of time and randomness
+the application sees."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -14,3 +16,8 @@ class SystemClock:
 class RandomIds:
     def new_id(self) -> UUID:
         return uuid4()
+
+
+class SystemEntropy:
+    def token_bytes(self, n: int) -> bytes:
+        return secrets.token_bytes(n)

@@ -24,6 +24,12 @@ class IdGenerator(Protocol):
         ...
 
 
+class Entropy(Protocol):
+    def token_bytes(self, n: int) -> bytes:
+        """`n` cryptographically random bytes (secrets, API keys)."""
+        ...
+
+
 class TokenVerifier(Protocol):
     def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid bearer token; raises NotAuthenticated otherwise."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
@@ -107,6 +107,12 @@ def event_filter(field: str, types: list[str], known: frozenset[str]) -> list[st
     if ALL_EVENTS in chosen and len(chosen) > 1:
         raise InvalidValue(field, '"*" already means every event type; send it alone')
     return chosen
+
+
+def delivery_id(endpoint_id: UUID, event_id: UUID, event_version: int) -> UUID:
+    """The id of the delivery of one event (an aggregate's event, by id and version) to one
+    endpoint: the same however often the outbox meets the event, so it is made once."""
+    return uuid5(endpoint_id, f"{event_id}:{event_version}")
 
 
 def matches(filters: list[str] | tuple[str, ...], event_type: str) -> bool:

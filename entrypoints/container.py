@@ -16,7 +16,7 @@ from adapters.event_store import ensure_schema, open_event_log, postgres_conninf
 from adapters.pdf import FpdfInvoiceRenderer
 from adapters.settings import Settings, postgres_parts
 from adapters.sql import PostgresDatabase, SqliteDatabase
-from adapters.system import RandomIds, SystemClock
+from adapters.system import RandomIds, SystemClock, SystemEntropy
 from adapters.tokens import JwtTokens
 from application.billing import BillingCommands, BillingQueries, BillingReadModel
 from application.customers import CustomerCommands, CustomerQueries, CustomerReadModel
@@ -25,7 +25,7 @@ from application.event_log import EventLog
 from application.invoice_documents import InvoiceDownloads, InvoiceRenderer
 from application.people import PeopleCommands
 from application.people_export import PeopleExport
-from application.ports import BlobStore, Clock, IdGenerator, SqlDatabase, TokenVerifier
+from application.ports import BlobStore, Clock, Entropy, IdGenerator, SqlDatabase, TokenVerifier
 from application.queries import (
     AuditQueries,
     AuditReadModel,
@@ -128,6 +128,7 @@ def build(settings: Settings) -> Services:
     c.register(BlobStore, instance=blobs)
     c.register(Clock, instance=SystemClock())
     c.register(IdGenerator, instance=RandomIds())
+    c.register(Entropy, instance=SystemEntropy())
     c.register(TokenVerifier, instance=tokens)
     c.register(ProjectionRunner, instance=runner)
     c.register(TenantReadModel, instance=TenantsView(db))

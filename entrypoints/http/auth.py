@@ -15,6 +15,7 @@ from application.authorization import Principal, permissions_for
 from application.context import Context
 from application.errors import Forbidden, InvalidRequest, NotAuthenticated
 from application.ports import TokenVerifier
+from entrypoints.container import Services
 from entrypoints.http.middleware import request_id
 
 
@@ -30,7 +31,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     )
 
 
-def principal_of(request: Request[Any, Any, Any], tokens: TokenVerifier) -> Principal:
+def principal_of(request: Request[Any, Any, Any], services: Services) -> Principal:
     """The caller, established once per request (kept in the ASGI scope's state), so the
     idempotency middleware, the rate limiter and the routes all see the same Principal.
 
@@ -39,7 +40,7 @@ def principal_of(request: Request[Any, Any, Any], tokens: TokenVerifier) -> Prin
     cached = state.get("principal")
     if isinstance(cached, Principal):
         return cached
-    principal = authenticate(request, tokens)
+    principal = authenticate(request, services.tokens)
     state["principal"] = principal
     return principal
 

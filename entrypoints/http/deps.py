@@ -28,7 +28,7 @@ def services_of(request: Request[Any, Any, Any]) -> Services:
 
 def provide_ctx(request: Request[Any, Any, Any]) -> Context:
     services = services_of(request)
-    ctx = context_for(request, principal_of(request, services.tokens))
+    ctx = context_for(request, principal_of(request, services))
     _wait_for_position(request, services)
     return ctx
 
