@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
+from application.idempotency import Claim, IdempotencyScope, StoredResponse
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -98,4 +100,32 @@ class WebhookTargets(Protocol):
 
     def check(self, field: str, url: str) -> None:
         """Raises InvalidValue naming `field` when the URL's target is refused."""
+        ...
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency keys and the first answer to each, in the application's database.
+
+    Race-free: of simultaneous `begin`s with one key exactly one is `started`. A key older than
+    the retention (24 h) is absent; an unfinished request older than the lease is abandoned
+    and the next `begin` may take it over."""
+
+    def begin(
+        self, scope: IdempotencyScope, key: str, fingerprint: str, now: datetime
+    ) -> Claim:
+        """Claim `key` for a request (its fingerprint) arriving at `now`, or say why not."""
+        ...
+
+    def finish(
+        self, scope: IdempotencyScope, key: str, token: str, response: StoredResponse
+    ) -> None:
+        """Keep the answer of the request that was `started` with `token`."""
+        ...
+
+    def release(self, scope: IdempotencyScope, key: str, token: str) -> None:
+        """Forget the key of the request `started` with `token`: it may be tried again."""
+        ...
+
+    def purge(self, now: datetime) -> int:
+        """Delete keys past the retention; how many. `begin` also does it now and then."""
         ...

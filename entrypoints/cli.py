@@ -39,7 +39,7 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 def serve(host: str, port: int, workers: int) -> None:
-    """Run the API, the projections and (later) the webhook dispatcher."""
+    """Run the API, the projections and the webhook dispatcher."""
     import uvicorn
 
     settings = _settings()
@@ -125,7 +125,7 @@ def replay() -> None:
 @main.command()
 @click.option("--interval", default=0.2, show_default=True, type=click.FloatRange(0.01, 60))
 def worker(interval: float) -> None:
-    """Run the projections and policies (and later the webhook dispatcher) without HTTP."""
+    """Run the projections, policies and the webhook dispatcher, without HTTP."""
     from entrypoints.container import build
 
     services = build(_settings())
@@ -133,12 +133,16 @@ def worker(interval: float) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     click.echo(f"workledger worker following the log (position {services.projections.position()})")
+    services.dispatcher.start()
     try:
         while not stop.is_set():
-            services.follow()
+            try:
+                services.follow()
+            except Exception:  # the database went away for a moment: the next poll retries
+                logging.getLogger("workledger").exception("catch-up failed")
             stop.wait(interval)
     finally:
-        services.close()
+        services.close()  # stops the dispatcher first
 
 
 if __name__ == "__main__":

@@ -15,7 +15,17 @@ from application.event_log import RecordedEvent, event_fields
 from application.ports import SqlCursor, SqlDatabase
 from application.queries import AuditFilter, Page
 from domain.events import TenantEvent, event_type
-from projections import billing, customers, engagements, people, squads, tenants, work
+from projections import (
+    api_keys,
+    billing,
+    customers,
+    engagements,
+    people,
+    squads,
+    tenants,
+    webhooks,
+    work,
+)
 from projections.formats import camel, camel_fields, from_json, instant, to_json
 
 # The representation of each audited aggregate type, for point-in-time state.
@@ -27,6 +37,8 @@ EVOLVERS = {
     "Squad": squads.evolve,
     **work.EVOLVERS,
     "Invoice": billing.evolve,
+    "ApiKey": api_keys.evolve,
+    "WebhookEndpoint": webhooks.evolve,
 }
 
 

@@ -29,7 +29,8 @@ class Projection(Protocol):
     def apply(self, cur: SqlCursor, recorded: RecordedEvent) -> None: ...
 
 
-# Fixed: every process running projections must agree on it.
+# Fixed: every process running projections must agree on it. A runner of another set of
+# projections (the webhook outbox) takes its own key, so the two never wait for each other.
 RUNNER_LOCK_KEY = 7_318_004_211
 
 TRACKING_DDL = (
@@ -40,9 +41,16 @@ TRACKING_DDL = (
 
 class ProjectionRunner:
     def __init__(
-        self, log: EventLog, db: SqlDatabase, projections: list[Projection], batch_size: int = 500
+        self,
+        log: EventLog,
+        db: SqlDatabase,
+        projections: list[Projection],
+        batch_size: int = 500,
+        *,
+        lock_key: int = RUNNER_LOCK_KEY,
     ) -> None:
         self._log = log
+        self._lock_key = lock_key
         self._db = db
         self._projections = projections
         self._batch_size = batch_size
@@ -98,7 +106,7 @@ class ProjectionRunner:
         PostgreSQL; SQLite's write transaction already is one). Row locks alone deadlocked
         under load once, so the whole batch is serialised first."""
         if self._db.exclusive_lock:
-            cur.execute(self._db.exclusive_lock, (RUNNER_LOCK_KEY,))
+            cur.execute(self._db.exclusive_lock, (self._lock_key,))
         cur.execute(self._select_tracking, self.names)
 
     def run_batch(self) -> bool:

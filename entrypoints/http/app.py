@@ -13,6 +13,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from adapters.settings import Settings
 from entrypoints.container import Services, build
 from entrypoints.http import (
+    api_keys,
     audit,
     billing,
     customers,
@@ -23,12 +24,16 @@ from entrypoints.http import (
     reports,
     squads,
     tenants,
+    webhook_deliveries,
+    webhooks,
     work,
 )
 from entrypoints.http.deps import DEPENDENCIES
+from entrypoints.http.idempotency import idempotency_keys
 from entrypoints.http.middleware import json_body_middleware, send_request_id
 from entrypoints.http.operations import live, me, ready
 from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.rate_limits import send_rate_limit_headers
 
 log = logging.getLogger("workledger")
 
@@ -42,7 +47,8 @@ class MetricsController(PrometheusController):
 def create_app(services: Services, *, follow_log: bool = True) -> Litestar:
     """The HTTP app over wired services. With `follow_log`, a background thread keeps the read
     models following writes made by other processes (this process's own writes are applied
-    before each command answers)."""
+    before each command answers), and the webhook dispatcher sends the outbox's deliveries
+    (woken at once by this process's writes, polling for those of others)."""
     api = Router(
         path="/api/v1",
         route_handlers=[
@@ -58,6 +64,9 @@ def create_app(services: Services, *, follow_log: bool = True) -> Litestar:
             invoice_downloads.router,
             reports.router,
             audit.router,
+            api_keys.router,
+            webhooks.router,
+            webhook_deliveries.router,
         ],
     )
     stop = threading.Event()
@@ -67,6 +76,7 @@ def create_app(services: Services, *, follow_log: bool = True) -> Litestar:
             threading.Thread(
                 target=_follow, args=(services, stop), name="projections", daemon=True
             ).start()
+            services.dispatcher.start()
 
     def shutdown() -> None:
         stop.set()
@@ -77,8 +87,8 @@ def create_app(services: Services, *, follow_log: bool = True) -> Litestar:
         route_handlers=[api, me, live, ready, MetricsController],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[json_body_middleware, prometheus.middleware],
-        before_send=[send_request_id],
+        middleware=[json_body_middleware, idempotency_keys(MAX_JSON_BODY), prometheus.middleware],
+        before_send=[send_request_id, send_rate_limit_headers],
         openapi_config=OpenAPIConfig(title="workledger", version="1.0.0", path="/schema"),
         request_max_body_size=MAX_JSON_BODY,
         on_startup=[start_follower],

@@ -1,4 +1,10 @@
-"""Who is calling: the bearer token becomes a Principal, and the request a Context.
+"""Who is calling: the bearer token or the API key becomes a Principal, and the request a
+Context.
+
+A request authenticates with `Authorization: Bearer <JWT>` or with `X-API-Key: <key>`, not both
+(400: which identity acts must never be a guess). An API key's allowlist is checked against the
+address of the TCP peer (the ASGI scope's client): X-Forwarded-For and the like are not trusted,
+since any client can send them; behind a proxy, allowlists see the proxy's address.
 
 The tenant a call acts in is the token's tenant. `?tenantId=` may only repeat it (403
 otherwise), except for platform-admin, who names the tenant to act in that way.
@@ -11,10 +17,11 @@ from uuid import UUID
 
 from litestar import Request
 
+from application.api_keys import ApiKeyAuthenticator
 from application.authorization import Principal, permissions_for
 from application.context import Context
 from application.errors import Forbidden, InvalidRequest, NotAuthenticated
-from application.ports import TokenVerifier
+from application.ports import Clock, TokenVerifier
 from entrypoints.container import Services
 from entrypoints.http.middleware import request_id
 
@@ -40,9 +47,25 @@ def principal_of(request: Request[Any, Any, Any], services: Services) -> Princip
     cached = state.get("principal")
     if isinstance(cached, Principal):
         return cached
-    principal = authenticate(request, services.tokens)
+    api_key = request.headers.get("x-api-key")
+    if api_key is None:
+        principal = authenticate(request, services.tokens)
+    else:
+        if request.headers.get("authorization") is not None:
+            raise InvalidRequest(
+                "X-API-Key", "send either an API key or an Authorization header, not both"
+            )
+        principal = services.get(ApiKeyAuthenticator).authenticate_key(
+            api_key.strip(), client_ip(request), services.get(Clock).now()
+        )
     state["principal"] = principal
     return principal
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str | None:
+    """The address of the connection's peer (no proxy headers are trusted)."""
+    client = request.scope.get("client")
+    return str(client[0]) if client else None
 
 
 def authenticate(request: Request[Any, Any, Any], tokens: TokenVerifier) -> Principal:

@@ -16,6 +16,7 @@ from application.queries import Document
 from application.results import Written
 from entrypoints.container import Services
 from entrypoints.http.auth import context_for, principal_of
+from entrypoints.http.rate_limits import enforce_rate_limits
 from entrypoints.http.responses import document
 
 log = logging.getLogger("workledger.http")
@@ -28,7 +29,9 @@ def services_of(request: Request[Any, Any, Any]) -> Services:
 
 def provide_ctx(request: Request[Any, Any, Any]) -> Context:
     services = services_of(request)
-    ctx = context_for(request, principal_of(request, services))
+    principal = principal_of(request, services)
+    enforce_rate_limits(request, services, principal)
+    ctx = context_for(request, principal)
     _wait_for_position(request, services)
     return ctx
 
@@ -67,6 +70,8 @@ def settle(services: Services, position: int) -> None:
             services.projections.catch_up()
     except Exception:  # the follower retries; the client's own write is settled already
         log.exception("policies could not follow position %s", position)
+    # The write may have webhook deliveries to make and send: no need to wait for a poll.
+    services.dispatcher.wake()
 
 
 def settled(services: Services, written: Written) -> Written:

@@ -478,11 +478,6 @@ def test_a_cursor_with_a_huge_position_is_not_a_500(
 # -- idempotency ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Idempotency-Key lands with issue #5: a replayed POST /tenants answers 409 "
-    "duplicate instead of replaying the first 201 with Idempotent-Replayed: true",
-)
 def test_idempotency_key_replays_the_first_response(sqlite_api: Api) -> None:
     headers = {"Idempotency-Key": "create-tenant-0001"}
     first = sqlite_api.request(
@@ -498,10 +493,6 @@ def test_idempotency_key_replays_the_first_response(sqlite_api: Api) -> None:
     assert sqlite_api.request("GET", "/tenants", auth=admin(sqlite_api)).json()["totalCount"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Idempotency-Key lands with issue #5: the same key with another body is not 422",
-)
 def test_idempotency_key_reused_with_another_body_is_422(sqlite_api: Api) -> None:
     headers = {"Idempotency-Key": "create-tenant-0002"}
     first = sqlite_api.request(

@@ -34,6 +34,8 @@ TABLES = {
     "rm_report_drafts": "tenant_id, invoice_id",
     "rm_report_receivables": "tenant_id, invoice_id",
     "rm_report_revenue": "tenant_id, month, currency",
+    "rm_webhooks": "tenant_id, webhook_id",
+    "rm_api_keys": "tenant_id, api_key_id",
     "rm_audit": "position",
 }
 

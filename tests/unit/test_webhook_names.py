@@ -1,71 +1,49 @@
 """Every event that clients may subscribe to declares its API.md webhook name, and no event
-invents one."""
+invents one: the names events declare are exactly domain.webhook.PUBLIC_EVENT_TYPES, the list
+endpoints may subscribe to."""
 
 from __future__ import annotations
 
-from domain.events import TenantEvent
+import importlib
+import pkgutil
 
-# API.md, "Webhooks (outbound)": the public event types.
-API_EVENT_TYPES = {
-    "tenant.created",
-    "tenant.updated",
-    "tenant.suspended",
-    "tenant.reactivated",
-    "tenant.closed",
-    "person.created",
-    "person.updated",
-    "person.deactivated",
-    "person.reactivated",
-    "person.photo.approved",
-    "person.unit.assigned",
-    "person.unit.removed",
-    "customer.created",
-    "customer.updated",
-    "engagement.created",
-    "engagement.updated",
-    "engagement.activated",
-    "engagement.completed",
-    "engagement.cancelled",
-    "milestone.completed",
-    "task.completed",
-    "invoice.created",
-    "invoice.issued",
-    "invoice.paid",
-    "invoice.voided",
-    "payment.received",
-}
+import domain
+import domain.webhook
+from domain.events import TenantEvent
 
 
 def all_event_classes() -> list[type[TenantEvent]]:
-    import domain.customer
-    import domain.engagement
-    import domain.invoice
-    import domain.person
-    import domain.squad
-    import domain.tenant
-    import domain.work
-
-    modules = [
-        domain.tenant,
-        domain.person,
-        domain.customer,
-        domain.engagement,
-        domain.squad,
-        domain.work,
-        domain.invoice,
-    ]
-    found = []
-    for module in modules:
-        for aggregate in vars(module).values():
-            for value in vars(aggregate).values() if isinstance(aggregate, type) else ():
-                if isinstance(value, type) and issubclass(value, TenantEvent):
-                    found.append(value)
-    return found
+    """Every tenant event class of every module of the domain package (new ones included)."""
+    for module in pkgutil.iter_modules(domain.__path__):
+        importlib.import_module(f"domain.{module.name}")
+    found: list[type[TenantEvent]] = []
+    pending = list(TenantEvent.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        if cls not in found:
+            found.append(cls)
+            pending.extend(cls.__subclasses__())
+    return [cls for cls in found if cls.__module__.startswith("domain.")]
 
 
-def test_declared_webhook_names_are_the_api_ones() -> None:
+def test_the_scan_sees_every_domain_module() -> None:
+    modules = {cls.__module__ for cls in all_event_classes()}
+    assert {
+        "domain.tenant",
+        "domain.person",
+        "domain.customer",
+        "domain.engagement",
+        "domain.work",
+        "domain.invoice",
+        "domain.webhook",
+    } <= modules
+
+
+def test_declared_webhook_names_are_the_public_event_types() -> None:
     declared = {cls.webhook for cls in all_event_classes() if cls.webhook}
-    assert declared <= API_EVENT_TYPES
-    resources = {name.split(".")[0] for name in declared}
-    # Every API name of a resource this code models is declared by some event.
-    assert {n for n in API_EVENT_TYPES if n.split(".")[0] in resources} <= declared
+    assert declared == domain.webhook.PUBLIC_EVENT_TYPES
+
+
+def test_the_test_event_and_the_wildcard_are_not_subscribable_names() -> None:
+    assert domain.webhook.TEST_EVENT not in domain.webhook.PUBLIC_EVENT_TYPES
+    assert domain.webhook.ALL_EVENTS not in domain.webhook.PUBLIC_EVENT_TYPES
