@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+from domain.tenant import PLANS
+
 DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)  # Standard Webhooks
 
 
@@ -31,6 +33,8 @@ class Settings:
     redis_url: str | None = None
     webhook_allow_private_targets: bool = False
     webhook_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    # Requests per minute per tenant, by plan; None keeps the service's defaults.
+    tenant_rate_limits: dict[str, int] | None = None
     # The HMAC key under which API keys are stored (only their HMAC is kept). Every process
     # of a deployment needs the same one.
     # Settings built in code (tests) get a fresh random one; load_settings reads or creates it.
@@ -79,6 +83,7 @@ def load_settings(
         redis_url=_redis_url(env.get("WORKLEDGER_REDIS_URL")),
         webhook_allow_private_targets=_bool(env, "WORKLEDGER_WEBHOOK_ALLOW_PRIVATE_TARGETS"),
         webhook_retry_schedule=_schedule(env.get("WORKLEDGER_WEBHOOK_RETRY_SCHEDULE")),
+        tenant_rate_limits=_plan_limits(env.get("WORKLEDGER_TENANT_RATE_LIMITS")),
         var_dir=var_dir,
     )
 
@@ -158,3 +163,26 @@ def _schedule(value: str | None) -> tuple[float, ...]:
     if not schedule or any(not (0 <= s <= 7 * 86400) for s in schedule):
         raise SettingsError(name, "each delay must be between 0 and 604800 seconds")
     return schedule
+
+
+def _plan_limits(value: str | None) -> dict[str, int] | None:
+    """`starter=600,professional=3000,enterprise=12000`: every plan, each a positive number."""
+    if not value:
+        return None
+    name = "WORKLEDGER_TENANT_RATE_LIMITS"
+    limits: dict[str, int] = {}
+    for part in value.split(","):
+        plan, sep, number = part.partition("=")
+        plan = plan.strip()
+        if not sep or plan not in PLANS:
+            raise SettingsError(name, f"expected plan=requests-per-minute for {', '.join(PLANS)}")
+        try:
+            limits[plan] = int(number)
+        except ValueError:
+            raise SettingsError(name, f"{plan}: {number.strip()!r} is not a whole number") from None
+        if limits[plan] < 1:
+            raise SettingsError(name, f"{plan}: must be at least 1")
+    missing = [plan for plan in PLANS if plan not in limits]
+    if missing:
+        raise SettingsError(name, f"no limit for {', '.join(missing)}")
+    return limits

@@ -110,7 +110,8 @@ class AiohttpWebhookSender:
                 return SendResult(
                     duration_ms=took(),
                     status=response.status,
-                    body=answer.decode("utf-8", errors="replace"),
+                    # Kept as text: PostgreSQL text cannot hold NUL, whatever a consumer sends.
+                    body=answer.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
                     retry_after=response.headers.get("Retry-After"),
                 )
         except RefusedTarget as error:

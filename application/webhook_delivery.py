@@ -197,6 +197,7 @@ def failing_for_too_long(
 class ClaimedDelivery(msgspec.Struct, frozen=True):
     """A due delivery leased to one dispatcher, with what sending it needs."""
 
+    lease: str  # the claim's own token: whoever holds it decides what the attempt leads to
     delivery_id: UUID
     tenant_id: UUID
     endpoint_id: UUID
@@ -221,6 +222,7 @@ class Outcome:
     a row it makes (known only once the delivery is read under lock)."""
 
     delivery_id: UUID
+    lease: str
     attempt: AttemptRecord
     decide: Callable[[int], Decision]
 
@@ -243,13 +245,13 @@ class DeliveryQueue(Protocol):
         self, now: datetime, lease_until: datetime, limit: int, lease: str
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries (pending, next attempt at or before `now`) until
-        `lease_until`: no other dispatcher takes them meanwhile, and should this one die they
-        are due again when the lease runs out."""
+        `lease_until`, under the token `lease` (new for each claim): no other dispatcher takes
+        them meanwhile, and should this one die they are due again when the lease runs out."""
         ...
 
-    def finish(self, lease: str, outcomes: Sequence[Outcome]) -> list[Finished]:
-        """Record attempts (in one transaction) and, for each delivery whose lease still holds,
-        apply its `decide(failures in a row)`. Returns them in order."""
+    def finish(self, outcomes: Sequence[Outcome]) -> list[Finished]:
+        """Record attempts (in one transaction) and, for each delivery still leased under the
+        outcome's lease, apply its `decide(failures in a row)`. Returns them in order."""
         ...
 
     def failing_since(self, endpoint_id: UUID) -> datetime | None:

@@ -7,18 +7,20 @@ it is sent, so two dispatchers never send it at the same time, and a dispatcher 
 mid-send leaves it due again once the lease runs out: delivery is at least once, under the
 same `webhook-id`.
 
-The loop keeps up to `concurrency` sends in flight and claims more as each slot frees up, so
-a slow send never holds up the rest of a batch. Claims go in due order (first come, first
-served): an endpoint with a large backlog that answers slowly can fill every slot for up to
-the send timeout; per-endpoint fairness is not attempted yet. It looks for due work when woken (`wake()`, after a
-write in this process), when an attempt it made is due for a retry, and at least every
-`poll_seconds` (for writes of other processes and their retries).
+The loop keeps up to `concurrency` sends in flight and claims more as slots free up, so a
+slow send never holds up the rest of a batch; attempts are recorded in batches too. Claims go
+in due order (first come, first served): an endpoint with a large backlog that answers slowly
+can fill every slot for up to the send timeout; per-endpoint fairness is not attempted yet.
+It looks for due work when woken (`wake()`, after a write in this process), when an attempt
+it made is due for a retry, and at least every `poll_seconds` (for writes of other processes
+and their retries).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import threading
@@ -26,6 +28,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TypeVar
 from uuid import UUID
 
@@ -91,7 +94,8 @@ class Dispatcher:
         self._poll = poll_seconds
         self._disable_after = disable_after
         self._jitter = jitter
-        self._owner = uuid.uuid4().hex  # whose leases are whose
+        self._owner = uuid.uuid4().hex  # whose leases are whose; each claim adds a number
+        self._claims = itertools.count(1)
         self._secret_cache: dict[tuple[UUID, UUID], str] = {}
         # Database calls leave the event loop for these threads; a fixed few, so a SQLite
         # store keeps a fixed few connections.
@@ -200,7 +204,7 @@ class Dispatcher:
                         busy.add(task)
                 if self._stopping.is_set():
                     break
-                if saturated and busy:  # go on as soon as enough slots free up
+                if busy and (saturated or free < batch):  # go on once slots free up
                     await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 until = max(0.0, min(next_look - loop.time(), self._until_next_due()))
@@ -229,9 +233,8 @@ class Dispatcher:
         now = self._clock.now()
         if self._next_due is not None and self._next_due <= now:
             self._next_due = None
-        return await self._in_db(
-            lambda: self._queue.claim(now, now + self._lease, limit, self._owner)
-        )
+        lease = f"{self._owner}:{next(self._claims)}"
+        return await self._in_db(lambda: self._queue.claim(now, now + self._lease, limit, lease))
 
     async def _deliver(
         self, sender: WebhookSender, recorder: _Recorder, delivery: ClaimedDelivery
@@ -276,7 +279,7 @@ class Dispatcher:
         def decision(failures: int) -> Decision:
             return decide(result, failures, self._schedule, now, jitter)
 
-        return Outcome(delivery.delivery_id, attempt, decision)
+        return Outcome(delivery.delivery_id, delivery.lease, attempt, decision)
 
     async def _signing_secrets(self, delivery: ClaimedDelivery, now: datetime) -> list[str]:
         ids = signing_secret_ids(
@@ -361,18 +364,38 @@ class _Recorder:
 
     async def _write(self) -> None:
         queue = self._dispatcher._queue
-        lease = self._dispatcher._owner
         while self._waiting:
             batch = self._waiting[: self.MAX_BATCH]
             del self._waiting[: self.MAX_BATCH]
             outcomes = [outcome for outcome, _ in batch]
             try:
-                finished = await self._dispatcher._in_db(lambda: queue.finish(lease, outcomes))
-            except Exception as error:  # each sender logs it; the leases make them due again
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
+                finished = await self._dispatcher._in_db(partial(queue.finish, outcomes))
+            except Exception as error:
+                if len(batch) == 1:  # the sender logs it; the lease makes it due again
+                    _settle(batch[0][1], error=error)
+                    continue
+                # One bad attempt must not sink the others: write them one at a time.
+                for outcome, future in batch:
+                    try:
+                        (one,) = await self._dispatcher._in_db(partial(queue.finish, [outcome]))
+                    except Exception as each:
+                        _settle(future, error=each)
+                    else:
+                        _settle(future, one)
                 continue
             for (_, future), done in zip(batch, finished, strict=True):
-                if not future.done():
-                    future.set_result(done)
+                _settle(future, done)
+
+
+def _settle(
+    future: asyncio.Future[Finished],
+    result: Finished | None = None,
+    *,
+    error: BaseException | None = None,
+) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    elif result is not None:
+        future.set_result(result)

@@ -201,7 +201,12 @@ def build(settings: Settings) -> Services:
     c.register(KeyHasher, instance=KeyHasher(settings.api_key_secret))
     c.register(RateLimitStore, instance=LimitsRateLimitStore(settings.redis_url))
     c.register(TenantPlans, instance=CachedTenantPlans(TenantsView(db)))
-    c.register(RateLimitPolicy, instance=RateLimitPolicy())
+    c.register(
+        RateLimitPolicy,
+        instance=RateLimitPolicy(plan_limits=settings.tenant_rate_limits)
+        if settings.tenant_rate_limits
+        else RateLimitPolicy(),
+    )
     c.register(WebhookSecrets, instance=webhook_secrets)
     c.register(WebhookTargets, instance=WebhookTargetPolicy(settings.webhook_allow_private_targets))
     c.register(WebhookReadModel, instance=WebhooksView(db))

@@ -282,6 +282,17 @@ def run(args: argparse.Namespace, tmp: Path, database_url: str) -> dict[str, Any
             "worker", [WORKLEDGER, "worker", "--interval", "0.2"], env, tmp / "worker.log"
         )
         procs.append(worker)
+        # Warm-up, not recorded: the worker's start, first connections, first outbox batch.
+        before = hook.count()
+        customers_in_one_commit(services, tenant, max(1, args.events // 10))
+        wait_for(
+            lambda: (
+                (worker.alive() or True)
+                and hook.count() >= before + max(1, args.events // 10) * args.endpoints
+            ),
+            120,
+            "the warm-up deliveries",
+        )
         per_round = args.events * args.endpoints
         rounds: list[dict[str, Any]] = []
         sample_body = b""
@@ -370,7 +381,8 @@ def run(args: argparse.Namespace, tmp: Path, database_url: str) -> dict[str, Any
                 own.append(at - occurred(body))
         other: list[float] = []
         for _ in range(args.latency_events):
-            time.sleep(random.uniform(0.005, 0.03))
+            # Spread over more than a poll interval, so writes land anywhere in the poll cycle.
+            time.sleep(random.uniform(0.005, 0.25))
             before = hook.count()
             one_customer(services, latency_tenant)
             wait_for(lambda b=before: hook.count() > b, 10, "the message")

@@ -8,12 +8,14 @@ reached they are skipped on a laptop and FAIL under CI=true, like the PostgreSQL
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -31,10 +33,10 @@ from application.rate_limits import (
     RateLimits,
     RateLimitStore,
 )
-from entrypoints.container import Services
+from entrypoints.container import Services, build
 from entrypoints.http.app import create_app
 from tests.api.problems import problem
-from tests.conftest import Api
+from tests.conftest import Api, settings_for
 
 REDIS_URL = os.environ.get("WORKLEDGER_TEST_REDIS", "redis://127.0.0.1:6379")
 UNREACHABLE_REDIS = "redis://127.0.0.1:1"  # nothing listens on port 1: refused at once
@@ -506,3 +508,23 @@ def test_the_real_service_uses_redis_when_configured(
         client.delete(*keys)
     finally:
         with_redis.close()
+
+
+def test_tenant_limits_come_from_the_setting(tmp_path: Path) -> None:
+    """WORKLEDGER_TENANT_RATE_LIMITS (Settings.tenant_rate_limits) reaches the running limiter."""
+    settings = dataclasses.replace(
+        settings_for(f"sqlite:///{tmp_path}/limits.db", tmp_path),
+        tenant_rate_limits={"starter": 2, "professional": 5, "enterprise": 9},
+    )
+    services = build(settings)
+    try:
+        with TestClient(create_app(services, follow_log=False)) as client:
+            api = Api(client, services)
+            tenant = api.provision()["tenantId"]
+            auth = api.as_("customer-admin", tenant=tenant)
+            answers = [api.request("GET", "/people", auth=auth) for _ in range(3)]
+            assert [a.status_code for a in answers] == [200, 200, 429]
+            assert answers[0].headers["x-ratelimit-limit"] == "2"
+            problem(answers[2], 429, code="rate-limited")
+    finally:
+        services.close()

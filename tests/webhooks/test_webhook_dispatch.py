@@ -426,3 +426,20 @@ def test_two_dispatchers_at_once_never_send_a_delivery_twice(
     assert {r["attempts"] for r in deliveries(services)} == {1}
     assert all(sent), "both dispatchers took part"
     assert sorted(sent[0] + sent[1]) == sorted(ids)
+
+
+def test_whatever_a_consumer_answers_is_recorded(webhook_api: Api) -> None:
+    """Binary, NUL bytes and invalid UTF-8 included (PostgreSQL text refuses NUL)."""
+    services = webhook_api.services
+    tenant_id = webhook_api.provision()["tenantId"]
+    with consumer(lambda n, r: (500, {}, 0.0, b"\x00\xff\xfebin\x00ary")) as hook:
+        endpoint = register_endpoint(services, tenant_id, hook.url)
+        webhook_api.hire(tenant_id)
+        (finished,) = services.dispatcher.run_once()
+        assert len(hook.snapshot()) == 1
+    assert finished.attempt == 1
+    ((_, status, error, body),) = attempts_of(services, str(finished.delivery_id))
+    assert (status, error) == (500, None)
+    assert body == "\ufffd\ufffd\ufffdbin\ufffdary"
+    (row,) = deliveries(services, endpoint.endpoint_id)
+    assert row["status"] == "pending"
