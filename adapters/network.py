@@ -16,11 +16,35 @@ from domain.errors import InvalidValue
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# IPv6 forms that carry an IPv4 address which the host or a gateway connects to: NAT64 (on an
+# IPv6-only network 64:ff9b::a00:5 reaches 10.0.0.5) and the deprecated IPv4-compatible ::/96.
+# Python calls both global, whatever IPv4 address they carry.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# Not global, though Python 3.11 says they are: NAT64 for local use (RFC 8215) and the
+# deprecated site-local range, still found on private networks.
+_NOT_GLOBAL = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("fec0::/10"))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
 
 def is_public(address: IPAddress) -> bool:
-    """True for globally routable unicast addresses only."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_public(address.ipv4_mapped)
+    """True for globally routable unicast addresses only; an IPv6 address that carries an
+    IPv4 one (mapped, NAT64, 6to4, IPv4-compatible) is judged by the IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return is_public(embedded)
+        if any(address in network for network in _NOT_GLOBAL):
+            return False
     return address.is_global and not address.is_multicast
 
 

@@ -63,6 +63,22 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+async def _start_of_body(response: aiohttp.ClientResponse) -> bytes:
+    """Up to MAX_RESPONSE_BODY bytes of the answer. One read returns whatever has arrived, so
+    read until there is enough or the body ends. The status is the consumer's answer: a body
+    that stops coming (until the time runs out) or breaks off leaves what arrived of it."""
+    answer = b""
+    try:
+        while len(answer) < MAX_RESPONSE_BODY:
+            piece = await response.content.read(MAX_RESPONSE_BODY - len(answer))
+            if not piece:
+                break
+            answer += piece
+    except (TimeoutError, aiohttp.ClientError):
+        pass
+    return answer
+
+
 class AiohttpWebhookSender:
     """One aiohttp session (connection pool) per event loop that sends."""
 
@@ -106,7 +122,7 @@ class AiohttpWebhookSender:
             async with session.post(
                 url, data=body, headers=dict(headers), allow_redirects=False
             ) as response:
-                answer = await response.content.read(MAX_RESPONSE_BODY)
+                answer = await _start_of_body(response)
                 return SendResult(
                     duration_ms=took(),
                     status=response.status,

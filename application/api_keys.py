@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Protocol
 from uuid import UUID
 
@@ -32,7 +32,10 @@ from domain.api_key import (
     REVOKED,
     SECRET_BYTES,
     ApiKey,
+    blocks_within,
+    cidr_blocks,
     display_prefix,
+    expiry,
     format_key,
     key_id_of,
 )
@@ -147,18 +150,22 @@ class ApiKeyCommands:
         self._hasher = hasher
 
     def create(self, ctx: Context, cmd: CreateApiKey) -> IssuedKey:
-        """Issue a key. Its scopes must be permissions its creator holds (403 otherwise): no
-        one mints more power than they have."""
+        """Issue a key. Nobody mints more power than they have (403 otherwise): its scopes
+        must be permissions its creator holds, and a key made by a key lives no longer and
+        reaches no more addresses than that key (it inherits the expiry and the allowlist
+        when it names none)."""
         ctx.require(MANAGE)
-        beyond = [
-            s for s in cmd.scopes if s in TENANT_PERMISSIONS and s not in ctx.principal.permissions
-        ]
-        if beyond:
-            raise Forbidden(
-                f"an API key may only hold permissions you hold; you lack {', '.join(beyond)}"
-            )
-        tenant = active_tenant(self._log, ctx)
         now = self._clock.now()
+        expires_at, allowed_ips = cmd.expires_at, cmd.allowed_ips
+        acting = self._acting_key(ctx)
+        if acting is not None:
+            expires_at = expires_at or acting.expires_at
+            allowed_ips = allowed_ips or acting.allowed_ips
+        # Checked here as well as in the domain, so that bad input is a 400 before any 403.
+        expires_at = expiry("expiresAt", expires_at, now)
+        allowed_ips = cidr_blocks("allowedIps", allowed_ips)
+        self._refuse_more_power(ctx, acting, cmd.scopes, expires_at, allowed_ips)
+        tenant = active_tenant(self._log, ctx)
         key_id, hash_id = self._ids.new_id(), self._ids.new_id()
         key = format_key(key_id, self._entropy.token_bytes(SECRET_BYTES))
         api_key = ApiKey.issue(
@@ -167,8 +174,8 @@ class ApiKeyCommands:
             name=cmd.name,
             scopes=cmd.scopes,
             grantable=TENANT_PERMISSIONS,
-            expires_at=cmd.expires_at,
-            allowed_ips=cmd.allowed_ips,
+            expires_at=expires_at,
+            allowed_ips=allowed_ips,
             rate_limit_per_minute=cmd.rate_limit_per_minute,
             prefix=display_prefix(key),
             hash_id=hash_id,
@@ -181,12 +188,23 @@ class ApiKeyCommands:
         written = Written(id=key_id, version=api_key.version, position=position, created=True)
         return IssuedKey(written=written, key=key)
 
-    def rotate(self, ctx: Context, key_id: UUID, cmd: RotateApiKey) -> IssuedKey:
+    def rotate(
+        self,
+        ctx: Context,
+        key_id: UUID,
+        cmd: RotateApiKey,
+        expected_version: int | None = None,
+    ) -> IssuedKey:
         """A new secret for the key (same id, scopes and limits); the old one keeps working
-        for the grace period asked for. A concurrent rotation of the same key is a 409."""
+        for the grace period asked for. The caller gets the key's power, so it must hold it
+        (as to create the key). A concurrent rotation of the same key is a 409."""
         ctx.require(MANAGE)
         tenant = active_tenant(self._log, ctx)
         api_key = self._key(tenant.id, key_id)
+        EventLog.check_version(api_key, expected_version)
+        self._refuse_more_power(
+            ctx, self._acting_key(ctx), api_key.scopes, api_key.expires_at, api_key.allowed_ips
+        )
         hash_id = self._ids.new_id()
         key = format_key(key_id, self._entropy.token_bytes(SECRET_BYTES))
         api_key.rotate(
@@ -199,11 +217,12 @@ class ApiKeyCommands:
         position = self._log.record(api_key, meta=ctx.meta)
         return IssuedKey(Written(id=key_id, version=api_key.version, position=position), key)
 
-    def revoke(self, ctx: Context, key_id: UUID) -> Written:
+    def revoke(self, ctx: Context, key_id: UUID, expected_version: int | None = None) -> Written:
         """Stop the key for good. Allowed in a suspended tenant too: it is how a tenant stops
         a leaked key."""
         ctx.require(MANAGE)
         api_key = self._key(ctx.require_tenant(), key_id)
+        EventLog.check_version(api_key, expected_version)
         api_key.revoke(at=self._clock.now())
         position = self._log.record(api_key, meta=ctx.meta)
         return Written(id=key_id, version=api_key.version, position=position)
@@ -213,6 +232,42 @@ class ApiKeyCommands:
         if api_key is None or api_key.tenant_id != tenant_id:
             raise NotFound("API key", key_id)
         return api_key
+
+    def _acting_key(self, ctx: Context) -> ApiKey | None:
+        """The key the caller authenticated with, as the log has it now (None for a token)."""
+        key_id = ctx.principal.api_key_id
+        return None if key_id is None else self._log.load(ApiKey, key_id)
+
+    @staticmethod
+    def _refuse_more_power(
+        ctx: Context,
+        acting: ApiKey | None,
+        scopes: list[str],
+        expires_at: datetime | None,
+        allowed_ips: list[str],
+    ) -> None:
+        """Forbidden unless the caller holds every power a key with these scopes, expiry and
+        allowlist has: the permissions, and, for a caller that is itself a key, no later
+        expiry and no address outside its allowlist."""
+        beyond = [
+            s for s in scopes if s in TENANT_PERMISSIONS and s not in ctx.principal.permissions
+        ]
+        if beyond:
+            raise Forbidden(
+                f"an API key may only hold permissions you hold; you lack {', '.join(beyond)}"
+            )
+        if acting is None:
+            return
+        if acting.expires_at is not None and (expires_at is None or expires_at > acting.expires_at):
+            raise Forbidden(
+                "a key made or rotated by an API key may not outlive it: expiresAt must be"
+                f" {acting.expires_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} or earlier"
+            )
+        if not blocks_within(allowed_ips, acting.allowed_ips):
+            raise Forbidden(
+                "a key made or rotated by an API key may only be used from addresses that key"
+                f" may be used from: allowedIps within {', '.join(acting.allowed_ips)}"
+            )
 
 
 def _grace(seconds: int) -> timedelta:

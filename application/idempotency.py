@@ -25,8 +25,11 @@ MAX_KEY_LENGTH = 255
 # Answers bigger than this are not kept: the key stays used, but cannot be replayed.
 MAX_STORED_BODY = 1024 * 1024
 # What a replay repeats besides status and body; everything else (X-Request-Id, rate-limit
-# headers, ...) belongs to the request that gets the replay.
-REPLAYED_HEADERS = frozenset({"content-type", "location", "etag", "x-log-position"})
+# headers, ...) belongs to the request that gets the replay. Cache-Control goes with the body:
+# an answer that holds a secret (a new API key) says no-store, and so must its replay.
+REPLAYED_HEADERS = frozenset(
+    {"content-type", "location", "etag", "x-log-position", "cache-control"}
+)
 # Answers that say "nothing happened, try again" are forgotten rather than kept, so the same
 # key may be used to try again: rate limited, a lost write race, a server failure.
 _RETRYABLE_CODES = frozenset({ConcurrentWrite.code})

@@ -148,8 +148,12 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return min(float(int(text)), MAX_RETRY_AFTER)
+    # ASCII digits only (RFC 9110 delay-seconds): str.isdigit() also takes "²", which int()
+    # refuses, and a consumer may send thousands of digits, more than int() reads. Either
+    # raising would leave the attempt unrecorded and the delivery resent after every lease.
+    if text.isascii() and text.isdigit():
+        digits = text.lstrip("0") or "0"
+        return MAX_RETRY_AFTER if len(digits) > 9 else min(float(digits), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -187,7 +191,8 @@ def failing_for_too_long(
     now: datetime, failing_since: datetime | None, disable_after: timedelta
 ) -> bool:
     """Whether an endpoint whose delivery just failed for good has been failing long enough
-    to disable: no success (and no re-enabling) since `failing_since`."""
+    to disable: every attempt since `failing_since` (its first failure after its last success
+    or re-enabling) failed."""
     return failing_since is not None and now - failing_since >= disable_after
 
 
@@ -255,7 +260,8 @@ class DeliveryQueue(Protocol):
         ...
 
     def failing_since(self, endpoint_id: UUID) -> datetime | None:
-        """The endpoint's last success or (re-)enabling, whichever is later."""
+        """When the endpoint's current run of failures began: its first failed attempt after
+        its last success and its last (re-)enabling (None when there is none)."""
         ...
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -149,11 +149,17 @@ def rate_limit(field: str, per_minute: int | None) -> int | None:
 
 
 def expiry(field: str, expires_at: datetime | None, at: datetime) -> datetime | None:
-    """An instant with a time zone, after `at`; None means the key does not expire."""
+    """An instant with a time zone, after `at`, as UTC; None means the key does not expire."""
     if expires_at is None:
         return None
     if expires_at.tzinfo is None or expires_at.utcoffset() is None:
         raise InvalidValue(field, "must be an instant with a time zone, e.g. 2027-01-01T00:00:00Z")
+    try:
+        # Kept in UTC, as every reader shows it. Late on 9999-12-31 with a negative offset an
+        # instant has no UTC form: recorded, it would stop every read model that shows it.
+        expires_at = expires_at.astimezone(UTC)
+    except OverflowError:
+        raise InvalidValue(field, "must be an instant before the year 10000 (UTC)") from None
     if expires_at <= at:
         raise InvalidValue(field, "must be in the future")
     return expires_at
@@ -175,6 +181,30 @@ def address_in(address: str | None, networks: list[str]) -> bool:
     elif isinstance(ip, ipaddress.IPv4Address):
         forms.append(ipaddress.IPv6Address(f"::ffff:{ip}"))
     return any(form in ipaddress.ip_network(network) for network in networks for form in forms)
+
+
+def blocks_within(inner: list[str], outer: list[str]) -> bool:
+    """Whether every address the CIDR blocks `inner` admit is admitted by `outer` (an empty
+    list admits any address). Strict: a block of the other IP version never lies within."""
+    if not outer:
+        return True
+    if not inner:
+        return False
+    wider = [ipaddress.ip_network(block) for block in outer]
+    return all(
+        any(_subnet(ipaddress.ip_network(block), other) for other in wider) for block in inner
+    )
+
+
+def _subnet(
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    wider: ipaddress.IPv4Network | ipaddress.IPv6Network,
+) -> bool:
+    if isinstance(network, ipaddress.IPv4Network) and isinstance(wider, ipaddress.IPv4Network):
+        return network.subnet_of(wider)
+    if isinstance(network, ipaddress.IPv6Network) and isinstance(wider, ipaddress.IPv6Network):
+        return network.subnet_of(wider)
+    return False
 
 
 class ApiKey(Aggregate):

@@ -276,6 +276,9 @@ class SqlDeliveries:
         return finished
 
     def failing_since(self, endpoint_id: UUID) -> datetime | None:
+        """The endpoint's first failed attempt after its last success and its last enabling:
+        a quiet spell is not a failure, so an endpoint with no traffic for a week whose next
+        message fails is failing since that message, not for a week."""
         succeeded = self._db.query(
             "SELECT MAX(succeeded_at) FROM webhook_deliveries WHERE endpoint_id = ?",
             (str(endpoint_id),),
@@ -285,7 +288,13 @@ class SqlDeliveries:
             (str(endpoint_id),),
         )
         times = [t for t in (succeeded[0][0], enabled[0][0] if enabled else None) if t is not None]
-        return moment(max(times)) if times else None
+        failed = self._db.query(
+            "SELECT MIN(a.attempted_at) FROM webhook_attempts a JOIN webhook_deliveries d"
+            " ON d.delivery_id = a.delivery_id WHERE d.endpoint_id = ? AND a.attempted_at > ?"
+            " AND (a.response_status IS NULL OR a.response_status NOT BETWEEN 200 AND 299)",
+            (str(endpoint_id), max(times, default=0.0)),
+        )
+        return moment(failed[0][0])
 
     # -- the deliveries API -----------------------------------------------------------------
 

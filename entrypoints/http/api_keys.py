@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Response, Router, delete, get, post
+from litestar import Request, Response, Router, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.api_keys import (
@@ -23,9 +23,10 @@ from application.api_keys import (
 )
 from application.queries import DEFAULT_LIMIT
 from entrypoints.http.deps import Ctx, Svc, settled
-from entrypoints.http.responses import JSON, document, etag, page
+from entrypoints.http.responses import JSON, document, etag, if_match, page
 
 PATH = "/api/v1/api-keys"
+Req = Request[Any, Any, Any]
 
 
 def _issued(services: Svc, ctx: Ctx, issued: IssuedKey, status: int) -> Response[bytes]:
@@ -67,8 +68,9 @@ def get_key(api_key_id: FromPath[UUID], ctx: Ctx, services: Svc) -> Response[byt
 
 
 @delete("/{api_key_id:uuid}", sync_to_thread=False, status_code=204)
-def revoke(api_key_id: FromPath[UUID], ctx: Ctx, services: Svc) -> Response[None]:
-    written = settled(services, services.get(ApiKeyCommands).revoke(ctx, api_key_id))
+def revoke(api_key_id: FromPath[UUID], ctx: Ctx, services: Svc, request: Req) -> Response[None]:
+    commands = services.get(ApiKeyCommands)
+    written = settled(services, commands.revoke(ctx, api_key_id, if_match(request)))
     return Response(
         content=None,
         status_code=204,
@@ -81,9 +83,12 @@ def rotate(
     api_key_id: FromPath[UUID],
     ctx: Ctx,
     services: Svc,
+    request: Req,
     data: JSONBody[RotateApiKey | None] = None,
 ) -> Response[bytes]:
-    issued = services.get(ApiKeyCommands).rotate(ctx, api_key_id, data or RotateApiKey())
+    issued = services.get(ApiKeyCommands).rotate(
+        ctx, api_key_id, data or RotateApiKey(), if_match(request)
+    )
     return _issued(services, ctx, issued, 200)
 
 

@@ -47,16 +47,18 @@ def principal_of(request: Request[Any, Any, Any], services: Services) -> Princip
     cached = state.get("principal")
     if isinstance(cached, Principal):
         return cached
-    api_key = request.headers.get("x-api-key")
-    if api_key is None:
+    api_keys = request.headers.getall("x-api-key", [])
+    if not api_keys:
         principal = authenticate(request, services.tokens)
     else:
         if request.headers.get("authorization") is not None:
             raise InvalidRequest(
                 "X-API-Key", "send either an API key or an Authorization header, not both"
             )
+        if len(api_keys) > 1:  # which of them acts would be a guess
+            raise InvalidRequest("X-API-Key", "send one API key, not several")
         principal = services.get(ApiKeyAuthenticator).authenticate_key(
-            api_key.strip(), client_ip(request), services.get(Clock).now()
+            api_keys[0].strip(), client_ip(request), services.get(Clock).now()
         )
     state["principal"] = principal
     return principal

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request
+from litestar.exceptions import TooManyRequestsException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.errors import ApplicationError, InvalidRequest
@@ -35,6 +36,7 @@ from domain.errors import DomainError
 from entrypoints.container import Services
 from entrypoints.http.auth import principal_of
 from entrypoints.http.problems import PROBLEM_JSON, generic_problem
+from entrypoints.http.rate_limits import enforce_rate_limits
 
 log = logging.getLogger("workledger.http")
 
@@ -59,7 +61,10 @@ def idempotency_keys(max_body: int) -> Callable[[ASGIApp], ASGIApp]:
             services: Services = request.app.state.services
             try:
                 principal = principal_of(request, services)
-            except (ApplicationError, DomainError):
+                # Counted like any request, before the key is looked at: a replay, a 409 or a
+                # 422 is no way around the limits, and a request over a limit changes nothing.
+                enforce_rate_limits(request, services, principal)
+            except (ApplicationError, DomainError, TooManyRequestsException):
                 await app(scope, receive, send)  # the route tells the caller what is wrong
                 return
             problem = "send it once" if len(keys) > 1 else key_problem(keys[0].decode("latin-1"))

@@ -530,6 +530,22 @@ def test_the_longest_key_and_every_printable_character_are_usable(api: Api, tena
         assert replayed(hire(api, tenant, body, key))
 
 
+def test_the_replay_of_an_answer_that_holds_an_api_key_is_not_cached_either(
+    api: Api, tenant: str
+) -> None:
+    """The answer to POST /api-keys holds the key itself and says Cache-Control: no-store; a
+    replay holds the same key, so it must say so too."""
+    auth = api.as_("customer-admin", tenant=tenant)
+    body = {"name": "deploy bot", "scopes": ["person:read"]}
+    headers = {"Idempotency-Key": "issue-deploy-bot"}
+    first = api.request("POST", "/api-keys", json=body, auth=auth, headers=headers)
+    assert first.status_code == 201, first.text
+    again = api.request("POST", "/api-keys", json=body, auth=auth, headers=headers)
+    assert replayed(again)
+    assert again.json()["key"] == first.json()["key"]
+    assert again.headers["cache-control"] == first.headers["cache-control"] == "no-store"
+
+
 # -- never a 500 ---------------------------------------------------------------------------------
 
 HEADER_BYTES = st.binary(max_size=300).filter(lambda b: not any(c in b for c in b"\r\n\x00"))

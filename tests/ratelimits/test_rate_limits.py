@@ -528,3 +528,30 @@ def test_tenant_limits_come_from_the_setting(tmp_path: Path) -> None:
             problem(answers[2], 429, code="rate-limited")
     finally:
         services.close()
+
+
+def test_idempotent_replays_and_refusals_count_and_are_limited_too(
+    client_for: Callable[..., Api],
+) -> None:
+    """A replay, a 422 or a 409 answered for an Idempotency-Key is a request like any other:
+    it counts, carries the headers, and over the limit it is a 429 (no replay)."""
+    api = client_for(LimitsRateLimitStore(), plan_limits={"starter": 3})
+    tenant = api.provision()["tenantId"]
+    auth = api.as_("customer-admin", tenant=tenant)
+
+    def post(name: str) -> Any:
+        headers = {"Idempotency-Key": "add-acme"}
+        return api.request("POST", "/customers", json={"name": name}, auth=auth, headers=headers)
+
+    first, replay, reused = post("Acme"), post("Acme"), post("Acme Two")
+    assert first.status_code == 201, first.text
+    assert replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+    problem(reused, 422, "idempotency-key-reused")
+    assert [limit_of(a)[:2] for a in (first, replay, reused)] == [("tenant", n) for n in (2, 1, 0)]
+    for answer in (replay, reused):
+        assert_consistent(answer)
+    refused = post("Acme")
+    problem(refused, 429, "rate-limited")
+    assert "idempotent-replayed" not in refused.headers
+    assert refused.headers["retry-after"]

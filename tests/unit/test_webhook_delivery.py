@@ -149,9 +149,26 @@ def test_retry_after_as_an_http_date(offset: int) -> None:
     assert parse_retry_after(when, NOW) == min(max(offset, 0), MAX_RETRY_AFTER)
 
 
-@pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5", "Mon, 99 Foo 2026"])
+@pytest.mark.parametrize(
+    "value", [None, "", "soon", "-5", "1.5", "Mon, 99 Foo 2026", "\u00b2", "\u0661\u0662"]
+)
 def test_unreadable_retry_after_is_ignored(value: str | None) -> None:
+    """Delay-seconds are ASCII digits (RFC 9110); other characters Python calls digits are not."""
     assert parse_retry_after(value, NOW) is None
+
+
+@pytest.mark.parametrize("digits", [5000, 30])
+def test_a_retry_after_too_long_to_read_waits_the_cap(digits: int) -> None:
+    assert parse_retry_after("7" * digits, NOW) == MAX_RETRY_AFTER
+    assert parse_retry_after("0" * digits + "5", NOW) == 5
+
+
+@given(value=st.text(max_size=60) | st.from_regex(r"\A[0-9]{0,5000}\Z"))
+def test_whatever_a_consumer_sends_as_retry_after_is_read_or_ignored(value: str) -> None:
+    """A consumer's header never stops an attempt being recorded (an exception here did: the
+    delivery was resent after every lease, unrecorded, for ever)."""
+    wait = parse_retry_after(value, NOW)
+    assert wait is None or 0 <= wait <= MAX_RETRY_AFTER
 
 
 # -- decisions -------------------------------------------------------------------------------

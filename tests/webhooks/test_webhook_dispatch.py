@@ -286,9 +286,32 @@ def test_an_endpoint_failing_for_days_is_disabled(webhook_api: Api) -> None:
             assert current is not None
             assert current.status == "enabled"
 
-            # An endpoint with no success since it was made, six days ago: disabled.
-            other = register_endpoint(services, tenant_id, hook.url)
-            webhook_api.hire(tenant_id)
+            # Made six days ago and quiet since: its first delivery fails for good "now". It
+            # has been failing for seconds, not days: it stays enabled.
+            quiet_tenant = webhook_api.provision(name="Quiet Co")["tenantId"]
+            quiet = register_endpoint(services, quiet_tenant, hook.url)
+            webhook_api.hire(quiet_tenant)
+            dispatcher.run_once()
+            dispatcher.run_once()
+            (row,) = deliveries(services, quiet.endpoint_id)
+            assert row["status"] == "failed"
+            current = services.log.load(WebhookEndpoint, quiet.endpoint_id)
+            assert current is not None
+            assert current.status == "enabled"
+
+            # Failing since its first attempt, six days ago (a dispatcher on the real clock),
+            # and failing still: disabled.
+            broken_tenant = webhook_api.provision(name="Broken Co")["tenantId"]
+            other = register_endpoint(services, broken_tenant, hook.url)
+            earlier = dispatcher_for(services, disable_after=timedelta(days=5), schedule=(0.0,))
+            try:
+                webhook_api.hire(broken_tenant)
+                earlier.run_once()
+                earlier.run_once()
+            finally:
+                earlier.close()
+            first_failure = datetime.now(UTC)
+            webhook_api.hire(broken_tenant)
             dispatcher.run_once()
             dispatcher.run_once()
     finally:
@@ -298,6 +321,8 @@ def test_an_endpoint_failing_for_days_is_disabled(webhook_api: Api) -> None:
     assert disabled.status == DISABLED
     assert disabled.disabled_reason is not None
     assert disabled.disabled_reason.startswith("no successful delivery since ")
+    since = datetime.fromisoformat(disabled.disabled_reason.split(" since ")[1])
+    assert first_failure - timedelta(seconds=5) < since < first_failure
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
