@@ -19,8 +19,10 @@ _UNIT = re.compile(r"^[^/\s][^/]{0,99}$")
 
 
 # C0 controls and DEL, but tab and line breaks: no client means them, PostgreSQL text cannot
-# hold NUL, and they hide in logs and exports.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# hold NUL, and they hide in logs and exports. Also the bidirectional embedding, override and
+# isolate controls (U+202A-U+202E, U+2066-U+2069): they make text read differently from what it
+# holds ("Trojan Source", CVE-2021-42574), and right-to-left names do not need them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 def _stripped(field: str, value: str) -> str:

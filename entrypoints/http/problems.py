@@ -73,9 +73,29 @@ def generic_problem(
     }
 
 
+# RFC 9110: a 401 names the scheme that would have worked (API keys go in X-API-Key).
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="workledger"'}
+
+
 def on_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     assert isinstance(exc, DomainError | ApplicationError)
-    return problem_response(request, problem_for(exc))
+    problem = problem_for(exc)
+    return problem_response(request, problem, CHALLENGE if problem["status"] == 401 else None)
+
+
+def on_undecodable_body(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """msgspec raises UnicodeDecodeError (not a DecodeError, which Litestar would turn into a
+    400) for a JSON string holding bytes that are not UTF-8: the client's input, so a 400."""
+    assert isinstance(exc, UnicodeDecodeError)
+    return problem_response(
+        request,
+        generic_problem(
+            400,
+            "the body holds bytes that are not UTF-8",
+            "invalid-input",
+            errors=[{"field": "body", "message": "must be UTF-8 encoded JSON"}],
+        ),
+    )
 
 
 def on_validation_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -133,5 +153,6 @@ EXCEPTION_HANDLERS = {
     ApplicationError: on_domain_error,
     ValidationException: on_validation_error,
     HTTPException: on_http_error,
+    UnicodeDecodeError: on_undecodable_body,
     Exception: on_unexpected_error,
 }

@@ -41,6 +41,7 @@ def test_no_token_is_401(sqlite_api: Api, method: str, path: str) -> None:
     kwargs: dict[str, Any] = {"json": {"jobTitle": "x"}} if method in {"POST", "PATCH"} else {}
     response = sqlite_api.request(method, path, **kwargs)
     problem(response, 401, code="unauthenticated")
+    assert response.headers["www-authenticate"] == 'Bearer realm="workledger"'
 
 
 def _foreign_token(api: Api) -> str:
@@ -74,6 +75,24 @@ def _expired_token(api: Api) -> str:
 def test_bad_credentials_are_401(sqlite_api: Api, header: Any) -> None:
     response = sqlite_api.request("GET", "/tenants", headers={"Authorization": header(sqlite_api)})
     problem(response, 401, code="unauthenticated")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"name": "\xff"}', b'{"name": "Caf\xe9"}', b'{"name": "x", "contactEmail": "\xc3"}'],
+    ids=["ff", "latin-1", "truncated"],
+)
+def test_a_body_that_is_not_utf8_is_400_and_changes_nothing(sqlite_api: Api, body: bytes) -> None:
+    head = sqlite_api.services.log.head()
+    response = sqlite_api.request(
+        "POST",
+        "/tenants",
+        content=body,
+        headers={"Content-Type": "application/json"},
+        auth=admin(sqlite_api),
+    )
+    problem(response, 400, code="invalid-input")
+    assert sqlite_api.services.log.head() == head
 
 
 def test_me_describes_a_jwt_caller(sqlite_api: Api) -> None:

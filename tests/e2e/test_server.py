@@ -40,6 +40,21 @@ class Server:
         return out.stdout.strip()
 
 
+def worker_processes(pid: int) -> list[int]:
+    """The uvicorn worker processes `serve` (process `pid`) spawned, from /proc (its other
+    child is multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # the process went away meanwhile
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def start(
     tmp_path: Path, extra_env: dict[str, str], *args: str
 ) -> tuple[subprocess.Popen[str], Server]:
@@ -47,7 +62,7 @@ def start(
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLEDGER_")}
     env.update({"WORKLEDGER_VAR_DIR": str(tmp_path / "var"), **extra_env})
     process = subprocess.Popen(
-        [WORKLEDGER, "serve", "--port", str(port)],
+        [WORKLEDGER, "serve", "--port", str(port), *args],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -153,6 +168,7 @@ def test_two_worker_processes_share_one_store_and_never_double_apply(tmp_path: P
     writer's own read models, or another's via X-Log-Position), and each event is projected once."""
     process, server = start(tmp_path, {}, "--workers", "2")
     try:
+        assert len(worker_processes(process.pid)) == 2, "--workers 2 runs two workers"
         admin = {"Authorization": f"Bearer {server.token('--role', 'platform-admin')}"}
         with httpx.Client(base_url=server.base + "/api/v1", timeout=10) as http:
             positions = []

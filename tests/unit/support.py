@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from application.context import EventMeta
 from application.event_log import EventLog
@@ -33,3 +34,11 @@ def replay(events: list[Any]) -> Any:
     for event in events[1:]:
         aggregate = event.mutate(aggregate)
     return aggregate
+
+
+# The bidirectional controls the domain refuses in text (domain/values.py), beside Cc.
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# Characters the domain accepts inside text: no control characters, no lone surrogates.
+accepted_characters = st.characters(
+    blacklist_categories=("Cc", "Cs"), blacklist_characters=BIDI_CONTROLS
+)

@@ -24,7 +24,7 @@ from application.context import EventMeta
 from application.event_log import EventLog, MsgspecMapper
 from domain.customer import BillingAddress, Customer, Details, countries, country
 from domain.errors import InvalidValue, KeyAlreadyClaimed
-from tests.unit.support import MACHINE_SETTINGS, META, memory_log, replay
+from tests.unit.support import MACHINE_SETTINGS, META, accepted_characters, memory_log, replay
 
 BAD = object()  # marks an input the domain must refuse
 KEEP = object()  # resend the value the customer already has
@@ -599,7 +599,7 @@ def valid_details(draw: st.DrawFn) -> Details:
     raw = {
         name: draw(pool.filter(lambda p: p[1] is not BAD))[0] for name, pool in TEXT_POOLS.items()
     }
-    text = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=30)
+    text = st.text(accepted_characters, max_size=30)
     billing = draw(
         st.none()
         | st.builds(

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from domain import values
 from domain.errors import DomainError, InvalidValue
+from tests.unit.support import accepted_characters
 
 # Written down from ISO 4217 itself, not taken from the code under test.
 REAL_CURRENCIES = (
@@ -77,7 +78,7 @@ BAD_EMAILS = (
 field_names = st.text(min_size=1, max_size=30)
 blank = st.text(alphabet=" \t\n\r\u00a0\u2003", max_size=10)
 # Text with no surrounding white space of its own, and no control characters (refused).
-printable = st.characters(blacklist_categories=("Cc", "Cs"))
+printable = accepted_characters
 core_text = st.text(printable, min_size=1, max_size=40).map(str.strip).filter(bool)
 
 
@@ -168,7 +169,9 @@ class TestRequiredText:
             values.required_text("name", "y" * 201)
 
 
-@pytest.mark.parametrize("bad", ["\x00", "a\x00b", "x\x1b[31m", "\x7f", "\x0b"])
+@pytest.mark.parametrize(
+    "bad", ["\x00", "a\x00b", "x\x1b[31m", "\x7f", "\x0b", "ab\u202ecba", "\u2066x\u2069"]
+)
 @pytest.mark.parametrize(
     "check",
     [
@@ -182,6 +185,11 @@ def test_control_characters_are_refused(check: Any, bad: str) -> None:
     with pytest.raises(InvalidValue) as caught:
         check(bad)
     assert caught.value.field == "f"
+
+
+def test_right_to_left_text_itself_is_kept() -> None:
+    assert values.required_text("name", "مريم العلي") == "مريم العلي"
+    assert values.required_text("name", "אבי כהן") == "אבי כהן"
 
 
 def test_tabs_and_line_breaks_inside_text_are_kept() -> None:

@@ -47,7 +47,9 @@ def test_an_ipv4_address_inside_an_ipv6_one_is_judged_as_itself(template: str, i
 def test_a_6to4_address_is_judged_by_its_ipv4_address(inner: str) -> None:
     six_to_four = (0x2002 << 112) | (int(ipaddress.IPv4Address(inner)) << 80)
     assert not is_public(ipaddress.IPv6Address(six_to_four))
-    assert is_public(ipaddress.IPv6Address((0x2002 << 112) | (int(ipaddress.IPv4Address("8.8.8.8")) << 80)))
+    assert is_public(
+        ipaddress.IPv6Address((0x2002 << 112) | (int(ipaddress.IPv4Address("8.8.8.8")) << 80))
+    )
 
 
 @pytest.mark.parametrize("address", ["64:ff9b:1::a00:5", "fec0::1"])
