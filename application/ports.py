@@ -110,9 +110,7 @@ class IdempotencyStore(Protocol):
     the retention (24 h) is absent; an unfinished request older than the lease is abandoned
     and the next `begin` may take it over."""
 
-    def begin(
-        self, scope: IdempotencyScope, key: str, fingerprint: str, now: datetime
-    ) -> Claim:
+    def begin(self, scope: IdempotencyScope, key: str, fingerprint: str, now: datetime) -> Claim:
         """Claim `key` for a request (its fingerprint) arriving at `now`, or say why not."""
         ...
 
