@@ -1,8 +1,9 @@
 """Shared fixtures: real stores (SQLite files and PostgreSQL schemas), wired services, an API
 client with tokens for any role.
 
-PostgreSQL tests use a fresh schema each, dropped afterwards. When the server cannot be reached
-they are skipped on a laptop and FAIL under CI=true: CI must never go green without them.
+PostgreSQL tests use a fresh schema each, dropped afterwards. When PostgreSQL or Redis cannot be
+reached, the tests that need it are skipped on a laptop and FAIL under CI=true: CI must never go
+green without them.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import pytest
+import redis
 from litestar.testing import TestClient
 
 from adapters.settings import Settings
@@ -23,6 +25,7 @@ from entrypoints.container import Services, build
 from entrypoints.http.app import create_app
 
 PG_URL = os.environ.get("WORKLEDGER_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("WORKLEDGER_TEST_REDIS", "redis://127.0.0.1:6379")
 TEST_SECRET = "test-secret-" + "x" * 40
 
 
@@ -34,15 +37,29 @@ def _pg_available() -> str | None:
         return str(error).strip().splitlines()[0]
 
 
+def _unreachable(what: str, url: str, problem: str) -> NoReturn:
+    message = f"{what} at {url} is not reachable: {problem}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + f" (CI=true: {what} tests must run)")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     problem = _pg_available()
     if problem:
-        message = f"PostgreSQL at {PG_URL} is not reachable: {problem}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
-        pytest.skip(message)
+        _unreachable("PostgreSQL", PG_URL, problem)
     return PG_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3) as client:
+            client.ping()
+    except redis.RedisError as error:
+        _unreachable("Redis", REDIS_URL, str(error))
+    return REDIS_URL
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from application.ports import Clock
 from domain.api_key import KEY_LENGTH, format_key, key_id_of
 from tests.api.problems import problem
 from tests.conftest import Api
-from tests.e2e.test_server import start
+from tests.e2e.processes import STORES, Server, environment, store_settings
 
 PERSON = {
     "firstName": "Grace",
@@ -556,24 +556,14 @@ def test_usage_is_written_in_the_background_within_about_a_second(api: Api) -> N
 # -- over a real server: the allowlist sees the TCP peer ------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    extra = {}
-    if request.param == "postgres":
-        extra["WORKLEDGER_DATABASE_URL"] = request.getfixturevalue("pg_schema_url")
-    process, srv = start(tmp_path, extra)
-    try:
+@pytest.fixture(params=STORES)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    with Server(environment(tmp_path, store_settings(request)), tmp_path) as srv:
         yield srv
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except Exception:
-            process.kill()
 
 
 @pytest.mark.slow
-def test_allowlists_over_real_http_see_the_peer_address(server: Any) -> None:
+def test_allowlists_over_real_http_see_the_peer_address(server: Server) -> None:
     """From 127.0.0.1 and from 127.0.0.2 (another loopback source address). uvicorn believes
     X-Forwarded-For only from its trusted proxies (FORWARDED_ALLOW_IPS, by default 127.0.0.1
     and ::1); from any other peer the header changes nothing."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,19 +20,15 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from tests.e2e.test_server import WORKLEDGER, Server, free_port
+from tests.e2e.processes import Server, environment, wait_until
 
 pytestmark = pytest.mark.slow
-REDIS_URL = os.environ.get("WORKLEDGER_TEST_REDIS", "redis://127.0.0.1:6379")
 PLAN_LIMITS = {"starter": 20, "professional": 50, "enterprise": 100}
 
 
 class Deployment(Server):
-    def __init__(self, base: str, env: dict[str, str], cwd: Path, pid: int, log: Path) -> None:
-        super().__init__(base, env, cwd)
-        self.pid, self.log = pid, log
+    """`workledger serve --workers 2`, and which of its workers serves a connection."""
 
     def workers(self) -> list[int]:
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
@@ -84,47 +79,23 @@ class Pinned:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except redis.RedisError as error:
-        message = f"Redis at {REDIS_URL} is not reachable: {error}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: Redis tests must run)")
-        pytest.skip(message)
+def deployment(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Deployment]:
     tmp_path = tmp_path_factory.mktemp("two-workers")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLEDGER_")}
-    env.update(
+    env = environment(
+        tmp_path,
         {
-            "WORKLEDGER_VAR_DIR": str(tmp_path / "var"),
-            "WORKLEDGER_REDIS_URL": REDIS_URL,
+            "WORKLEDGER_REDIS_URL": redis_url,
             "WORKLEDGER_TENANT_RATE_LIMITS": ",".join(f"{p}={n}" for p, n in PLAN_LIMITS.items()),
-        }
+        },
     )
-    log = tmp_path / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [WORKLEDGER, "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+    with Deployment(env, tmp_path, "--workers", "2") as deployed:
+        wait_until(
+            lambda: len(_ready_workers(deployed)) >= 2,
+            "two ready workers",
+            every=0.1,
+            process=deployed,
         )
-    deployed = Deployment(f"http://127.0.0.1:{port}", env, tmp_path, process.pid, log)
-    try:
-        deadline = time.monotonic() + 30
-        while len(_ready_workers(deployed)) < 2:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "two ready workers did not appear in 30 s"
-            time.sleep(0.1)
         yield deployed
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _ready_workers(deployed: Deployment) -> set[int]:
@@ -408,6 +379,5 @@ def test_an_issued_key_replayed_by_the_other_worker_stays_uncached(deployment: D
 def test_the_server_logged_no_traceback_and_no_key(deployment: Deployment) -> None:
     """Runs last: everything above answered without a server error, and no key reached the
     log."""
-    text = deployment.log.read_text()
-    assert "Traceback" not in text, text[-3000:]
-    assert "wlk_" not in text
+    deployment.assert_no_traceback()
+    assert "wlk_" not in deployment.output()

@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.e2e.processes import STORES, WORKLEDGER, Server, environment, store_settings
+
 pytestmark = pytest.mark.slow
-WORKLEDGER = str(Path(sys.executable).parent / "workledger")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, base: str, env: dict[str, str], cwd: Path) -> None:
-        self.base, self.env, self.cwd = base, env, cwd
-
-    def token(self, *args: str) -> str:
-        out = subprocess.run(
-            [WORKLEDGER, "token", *args],
-            env=self.env,
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        )
-        return out.stdout.strip()
 
 
 def worker_processes(pid: int) -> list[int]:
@@ -55,51 +29,10 @@ def worker_processes(pid: int) -> list[int]:
     return found
 
 
-def start(
-    tmp_path: Path, extra_env: dict[str, str], *args: str
-) -> tuple[subprocess.Popen[str], Server]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLEDGER_")}
-    env.update({"WORKLEDGER_VAR_DIR": str(tmp_path / "var"), **extra_env})
-    process = subprocess.Popen(
-        [WORKLEDGER, "serve", "--port", str(port), *args],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"server exited: {process.stdout.read() if process.stdout else ''}"
-            )
-        try:
-            if httpx.get(base + "/health/ready", timeout=1).status_code == 200:
-                return process, Server(base, env, tmp_path)
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("server did not become ready in 30 s")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    extra = {}
-    if request.param == "postgres":
-        extra["WORKLEDGER_DATABASE_URL"] = request.getfixturevalue("pg_schema_url")
-    process, srv = start(tmp_path, extra)
-    try:
+    with Server(environment(tmp_path, store_settings(request)), tmp_path) as srv:
         yield srv
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_the_tour_works_over_http(server: Server) -> None:
@@ -152,8 +85,7 @@ def test_the_tour_works_over_http(server: Server) -> None:
 
 
 def test_a_bad_setting_stops_start_up_with_one_line_naming_it(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLEDGER_")}
-    env["WORKLEDGER_DATABASE_URL"] = "mysql://nope"
+    env = environment(tmp_path, {"WORKLEDGER_DATABASE_URL": "mysql://nope"})
     out = subprocess.run(
         [WORKLEDGER, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
     )
@@ -166,9 +98,8 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it(tmp_path: Path) ->
 def test_two_worker_processes_share_one_store_and_never_double_apply(tmp_path: Path) -> None:
     """`serve --workers 2` on SQLite: writes land on either process, every read sees them (the
     writer's own read models, or another's via X-Log-Position), and each event is projected once."""
-    process, server = start(tmp_path, {}, "--workers", "2")
-    try:
-        assert len(worker_processes(process.pid)) == 2, "--workers 2 runs two workers"
+    with Server(environment(tmp_path), tmp_path, "--workers", "2") as server:
+        assert len(worker_processes(server.pid)) == 2, "--workers 2 runs two workers"
         admin = {"Authorization": f"Bearer {server.token('--role', 'platform-admin')}"}
         with httpx.Client(base_url=server.base + "/api/v1", timeout=10) as http:
             positions = []
@@ -192,6 +123,3 @@ def test_two_worker_processes_share_one_store_and_never_double_apply(tmp_path: P
                 params={"limit": 200},
             ).json()
             assert len({t["tenantId"] for t in trail["tenants"]}) == 12
-    finally:
-        process.terminate()
-        process.wait(timeout=15)

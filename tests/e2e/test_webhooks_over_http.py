@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import re
-import subprocess
 import threading
 import time
 import uuid
@@ -24,33 +22,25 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.e2e.test_server import WORKLEDGER, free_port
+from tests.e2e import processes
 
 pytestmark = pytest.mark.slow
 RETRY = 0.3  # WORKLEDGER_WEBHOOK_RETRY_SCHEDULE: every retry after 0.3 s (plus jitter)
 PROBLEM = "application/problem+json"
+PRIVATE_TARGETS = {"WORKLEDGER_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}  # consumers on 127.0.0.1
 
 # -- the server ------------------------------------------------------------------------------
 
 
 @dataclass
 class Server:
-    base: str
-    env: dict[str, str]
-    cwd: Path
+    """A `workledger serve` process, and a client of its /api/v1."""
+
+    process: processes.Server
     http: httpx.Client
 
     def token(self, *args: str) -> str:
-        out = subprocess.run(
-            [WORKLEDGER, "token", *args],
-            env=self.env,
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        )
-        return out.stdout.strip()
+        return self.process.token(*args)
 
     def admin_of_new_tenant(self, name: str) -> tuple[str, dict[str, str]]:
         """A new tenant, and the headers of its customer-admin."""
@@ -67,52 +57,21 @@ class Server:
 @contextmanager
 def serve(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Server]:
     """`workledger serve` until the block ends; fails if its log shows a traceback."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLEDGER_")}
-    env.update(
-        {
-            "WORKLEDGER_VAR_DIR": str(tmp_path / "var"),
-            "WORKLEDGER_WEBHOOK_RETRY_SCHEDULE": f"{RETRY},{RETRY},{RETRY}",
-            **extra_env,
-        }
-    )
-    output = tmp_path / f"serve-{port}.log"
-    with output.open("w") as log:
-        process = subprocess.Popen(
-            [WORKLEDGER, "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, f"server exited: {output.read_text()}"
-            assert time.monotonic() < deadline, "server did not become ready in 30 s"
-            try:
-                if httpx.get(base + "/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        with httpx.Client(base_url=base + "/api/v1", timeout=10) as client:
-            yield Server(base, env, tmp_path, client)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    assert "Traceback" not in output.read_text(), output.read_text()
+    schedule = {"WORKLEDGER_WEBHOOK_RETRY_SCHEDULE": f"{RETRY},{RETRY},{RETRY}"}
+    env = processes.environment(tmp_path, {**schedule, **extra_env})
+    with (
+        processes.Server(env, tmp_path) as process,
+        httpx.Client(base_url=process.base + "/api/v1", timeout=10) as client,
+    ):
+        yield Server(process, client)
+    process.assert_no_traceback()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One SQLite-backed server whose webhooks may reach 127.0.0.1, for the module."""
     tmp_path = tmp_path_factory.mktemp("webhooks")
-    with serve(tmp_path, {"WORKLEDGER_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}) as srv:
+    with serve(tmp_path, PRIVATE_TARGETS) as srv:
         yield srv
 
 
@@ -300,18 +259,14 @@ DELIVERY_FIELDS |= {"durationMs", "nextAttemptAt"}
 # -- the main flow ---------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=processes.STORES)
 def any_store_server(
     request: pytest.FixtureRequest, tmp_path: Path, server: Server
 ) -> Iterator[Server]:
     if request.param == "sqlite":
         yield server
         return
-    extra = {
-        "WORKLEDGER_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
-        "WORKLEDGER_DATABASE_URL": request.getfixturevalue("pg_schema_url"),
-    }
-    with serve(tmp_path, extra) as srv:
+    with serve(tmp_path, {**PRIVATE_TARGETS, **processes.store_settings(request)}) as srv:
         yield srv
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 import time
 import uuid
@@ -38,21 +37,8 @@ from entrypoints.http.app import create_app
 from tests.api.problems import problem
 from tests.conftest import Api, settings_for
 
-REDIS_URL = os.environ.get("WORKLEDGER_TEST_REDIS", "redis://127.0.0.1:6379")
 UNREACHABLE_REDIS = "redis://127.0.0.1:1"  # nothing listens on port 1: refused at once
 HEADERS = ("ratelimit-policy", "ratelimit", "x-ratelimit-limit", "x-ratelimit-remaining")
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except redis.RedisError as error:
-        message = f"Redis at {REDIS_URL} is not reachable: {error}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: Redis tests must run)")
-        pytest.skip(message)
-    return REDIS_URL
 
 
 @pytest.fixture

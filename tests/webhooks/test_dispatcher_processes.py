@@ -4,14 +4,10 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -21,54 +17,23 @@ import pytest
 from application.people import CreatePerson, PeopleCommands
 from entrypoints.container import Services
 from tests.conftest import Api
+from tests.e2e.processes import Process, Server, environment, wait_until
 from tests.integration.workload import context
 from tests.webhooks.consumers import Answer, Received, consumer, deliveries, register_endpoint
 
 pytestmark = pytest.mark.slow
-WORKLEDGER = str(Path(sys.executable).parent / "workledger")
 
 
-def environment(database_url: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLEDGER_")}
-    env.update(
+def dispatching(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The settings of a `serve` or `worker` that sends to consumers on 127.0.0.1 quickly."""
+    return environment(
+        tmp_path,
         {
             "WORKLEDGER_DATABASE_URL": database_url,
-            "WORKLEDGER_VAR_DIR": str(tmp_path / "var"),
             "WORKLEDGER_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             "WORKLEDGER_WEBHOOK_RETRY_SCHEDULE": "0.05,0.1",
-        }
+        },
     )
-    return env
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    started = subprocess.Popen(
-        [WORKLEDGER, *args],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield started
-    finally:
-        if started.poll() is None:
-            started.terminate()
-            try:
-                started.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                started.kill()
-                started.wait()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_a_worker_killed_mid_send_loses_nothing_once_restarted(
@@ -91,12 +56,17 @@ def test_a_worker_killed_mid_send_loses_nothing_once_restarted(
             webhook_api.hire(tenant_id)
         expected = {"msg_" + r["delivery_id"].replace("-", "") for r in deliveries(services)}
         assert len(expected) == 12
-        env = environment(database_url, tmp_path)
+        env = dispatching(database_url, tmp_path)
 
-        with process(["worker", "--interval", "0.05"], env, tmp_path) as first:
-            wait_until(lambda: len(hook.snapshot()) >= 12, 30, "the first worker's sends")
-            first.send_signal(signal.SIGKILL)
-            first.wait(timeout=10)
+        with Process(["worker", "--interval", "0.05"], env, tmp_path) as first:
+            wait_until(
+                lambda: len(hook.snapshot()) >= 12,
+                "the first worker's sends",
+                every=0.02,
+                process=first,
+            )
+            first.popen.send_signal(signal.SIGKILL)
+            first.popen.wait(timeout=10)
         in_flight = deliveries(services, endpoint.endpoint_id)
         assert {r["status"] for r in in_flight} == {"pending"}
         assert {r["attempts"] for r in in_flight} == {0}  # none of them was recorded
@@ -112,13 +82,14 @@ def test_a_worker_killed_mid_send_loses_nothing_once_restarted(
                 " WHERE status = 'pending' AND leased_by IS NOT NULL",
                 (time.time(),),
             )
-        with process(["worker", "--interval", "0.05"], env, tmp_path) as second:
+        with Process(["worker", "--interval", "0.05"], env, tmp_path) as second:
             wait_until(
                 lambda: {r["status"] for r in deliveries(services)} == {"succeeded"},
-                30,
                 "the second worker's sends",
+                every=0.02,
+                process=second,
             )
-            assert second.poll() is None
+            assert second.popen.poll() is None
 
     received = hook.snapshot()
     assert {m.msg_id for m in received} == expected  # every delivery arrived
@@ -133,48 +104,18 @@ def test_a_worker_killed_mid_send_loses_nothing_once_restarted(
 
 
 @pytest.fixture
-def served(database_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    from tests.e2e.test_server import free_port
-
-    port = free_port()
-    env = environment(database_url, tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    with process(["serve", "--port", str(port)], env, tmp_path) as server:
-        wait_until(lambda: _ready(base, server), 30, "the server")
-        yield base, env
-
-
-def _ready(base: str, server: subprocess.Popen[str]) -> bool:
-    if server.poll() is not None:
-        raise AssertionError(f"server exited: {server.stdout.read() if server.stdout else ''}")
-    try:
-        return httpx.get(base + "/health/ready", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def token(env: dict[str, str], cwd: Path, *args: str) -> str:
-    out = subprocess.run(
-        [WORKLEDGER, "token", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return out.stdout.strip()
+def served(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    with Server(dispatching(database_url, tmp_path), tmp_path) as server:
+        yield server
 
 
 def test_serve_sends_within_a_second_of_the_write(
-    served: tuple[str, dict[str, str]],
-    tmp_path: Path,
+    served: Server,
     make_services: Callable[[str], Services],
     database_url: str,
 ) -> None:
-    base, env = served
-    admin = {"Authorization": "Bearer " + token(env, tmp_path, "--role", "platform-admin")}
-    with consumer() as hook, httpx.Client(base_url=base + "/api/v1", timeout=10) as http:
+    admin = {"Authorization": "Bearer " + served.token("--role", "platform-admin")}
+    with consumer() as hook, httpx.Client(base_url=served.base + "/api/v1", timeout=10) as http:
         tenant = http.post(
             "/tenants", headers=admin, json={"name": "Hooked", "contactEmail": "a@b.c"}
         )
@@ -182,7 +123,7 @@ def test_serve_sends_within_a_second_of_the_write(
         tenant_id = tenant.json()["tenantId"]
         hr = {
             "Authorization": "Bearer "
-            + token(env, tmp_path, "--role", "customer-admin", "--tenant", tenant_id)
+            + served.token("--role", "customer-admin", "--tenant", tenant_id)
         }
         created = http.post(
             "/webhooks", headers=hr, json={"url": hook.url, "events": ["person.created"]}
