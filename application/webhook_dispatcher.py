@@ -76,12 +76,16 @@ class Dispatcher:
         concurrency: int = 32,
         lease_seconds: float = 60.0,
         poll_seconds: float = 0.2,
+        min_look_seconds: float = 0.05,
         disable_after: timedelta = timedelta(days=5),
         jitter: Callable[[], float] = random.random,
     ) -> None:
         """`senders` opens a sender inside the loop that uses it; `prepare` runs before each
         claim (the outbox catching up, so a new event's deliveries go out in the same round).
-        The lease must outlast a send (the sender's timeout) by a good margin."""
+        The lease must outlast a send (the sender's timeout) by a good margin. Wakes (one per
+        write of this process) are answered at most every `min_look_seconds`: under a burst of
+        writes one outbox batch and one claim serve many of them, instead of two more write
+        transactions per write competing with the writes themselves."""
         self._queue = queue
         self._senders = senders
         self._secrets = secrets
@@ -92,6 +96,7 @@ class Dispatcher:
         self._concurrency = concurrency
         self._lease = timedelta(seconds=lease_seconds)
         self._poll = poll_seconds
+        self._min_look = min_look_seconds
         self._disable_after = disable_after
         self._jitter = jitter
         self._owner = uuid.uuid4().hex  # whose leases are whose; each claim adds a number
@@ -210,6 +215,10 @@ class Dispatcher:
                 until = max(0.0, min(next_look - loop.time(), self._until_next_due()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wakeup.wait(), timeout=until)
+                # next_look - poll is when the last look began: keep looks min_look apart.
+                gap = next_look - self._poll + self._min_look - loop.time()
+                if gap > 0 and not self._stopping.is_set():
+                    await asyncio.sleep(gap)
                 next_look = min(next_look, loop.time())  # woken or due: look now
         finally:
             if busy:
