@@ -84,10 +84,20 @@ class WebhookTargetPolicy:
             raise InvalidValue(field, f"the host {host!r} does not resolve")
         if self.allow_private:
             return
-        refused = [str(a) for a in addresses if not is_public(a)]
+        refused = [a for a in addresses if not is_public(a)]
         if refused:
             raise InvalidValue(
-                field,
-                f"the host {host!r} resolves to a private, loopback or link-local address"
-                f" ({', '.join(refused)}); such targets are refused",
+                field, f"the host {refusal(repr(host), refused)}; such targets are refused"
             )
+
+
+def refusal(host: str, refused: list[IPAddress]) -> str:
+    """Why a target is refused. The addresses a NAME resolves to are not told: a tenant must
+    not be able to map the internal network's DNS through our error messages. A literal IP is
+    the client's own input and is named."""
+    text = f"{host} resolves to a private, loopback or link-local address"
+    try:
+        ipaddress.ip_address(host.strip("'[]"))
+    except ValueError:
+        return text
+    return f"{text} ({', '.join(str(a) for a in refused)})"

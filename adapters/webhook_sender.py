@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
-from adapters.network import IPAddress, is_public
+from adapters.network import IPAddress, is_public, refusal
 from application.webhook_delivery import MAX_RESPONSE_BODY, SendResult
 
 TIMEOUT_SECONDS = 10.0
@@ -34,10 +34,7 @@ class RefusedTarget(OSError):
 
 
 def _refusal(host: str, refused: list[IPAddress]) -> RefusedTarget:
-    listed = ", ".join(str(a) for a in refused)
-    return RefusedTarget(
-        f"refused target: {host} resolves to a private, loopback or link-local address ({listed})"
-    )
+    return RefusedTarget("refused target: " + refusal(host, refused))
 
 
 class GuardedResolver(AbstractResolver):

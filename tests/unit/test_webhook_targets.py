@@ -71,3 +71,16 @@ def test_the_policy_names_the_field_and_every_refused_address() -> None:
     assert refused.value.field == "url"
     assert "64:ff9b::a9fe:a9fe" in str(refused.value)
     WebhookTargetPolicy(allow_private=True).check("url", "http://[64:ff9b::a9fe:a9fe]/")
+
+
+def test_a_refusal_never_tells_what_a_name_resolves_to() -> None:
+    """The internal network's DNS is not ours to map for a tenant: a name's addresses stay
+    out of the message; a literal IP, the client's own input, is named."""
+    policy = WebhookTargetPolicy(allow_private=False)
+    with pytest.raises(InvalidValue) as by_name:
+        policy.check_addresses("url", "db.internal", [ipaddress.ip_address("10.1.2.3")])
+    assert "10.1.2.3" not in str(by_name.value)
+    assert "db.internal" in str(by_name.value)
+    with pytest.raises(InvalidValue) as by_ip:
+        policy.check("url", "http://10.1.2.3/hook")
+    assert "(10.1.2.3)" in str(by_ip.value)
