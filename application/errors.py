@@ -77,3 +77,9 @@ class ReadModelsBehind(ApplicationError):
             " behind; read it again shortly (send X-Log-Position to wait for it)"
         )
         self.position = position
+
+
+class LimitReached(ApplicationError):
+    """A tenant has as many of something as it may have (409); remove one to add another."""
+
+    code = "limit-reached"

@@ -16,6 +16,7 @@ from application.errors import (
     ConcurrentWrite,
     Forbidden,
     InvalidRequest,
+    LimitReached,
     NotAuthenticated,
     NotFound,
     PreconditionFailed,
@@ -45,6 +46,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (CapacityExceeded, 409, "Over capacity"),
     (Overpayment, 409, "More than the balance"),
     (ConcurrentWrite, 409, "Concurrent write"),
+    (LimitReached, 409, "Limit reached"),
     (PreconditionFailed, 412, "Precondition failed"),
     (ReadModelsBehind, 503, "Recorded, read models behind"),
 ]

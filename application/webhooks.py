@@ -20,7 +20,7 @@ import msgspec
 from application.claims import retry_once
 from application.commands import Command
 from application.context import Context
-from application.errors import NotFound
+from application.errors import LimitReached, NotFound
 from application.event_log import EventLog
 from application.ports import Clock, Entropy, IdGenerator, WebhookSecrets, WebhookTargets
 from application.queries import Document, Page, check_limit, decode_cursor
@@ -31,6 +31,10 @@ from domain.webhook import DELETED, PUBLIC_EVENT_TYPES, WebhookEndpoint, deliver
 PERMISSION = "webhook:manage"
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
 SECRET_BYTES = 24  # 192 bits, as Svix makes them
+# Endpoints per tenant: every event is sent to each matching one, so without a cap one write
+# could fan out into thousands of requests at whatever target a tenant names (Stripe caps at 16).
+# A soft cap, counted on the read model: two creates racing at the edge may both land.
+MAX_ENDPOINTS = 50
 # How long the secret a rotation replaces keeps signing beside the new one.
 ROTATION_OVERLAP = timedelta(hours=24)
 
@@ -89,6 +93,7 @@ class WebhookCommands:
         entropy: Entropy,
         secrets: WebhookSecrets,
         targets: WebhookTargets,
+        endpoints: WebhookReadModel,
     ) -> None:
         self._log = log
         self._clock = clock
@@ -96,10 +101,15 @@ class WebhookCommands:
         self._entropy = entropy
         self._secrets = secrets
         self._targets = targets
+        self._endpoints = endpoints
 
     def create(self, ctx: Context, cmd: CreateWebhook) -> WebhookCreated:
         ctx.require(PERMISSION)
         tenant = active_tenant(self._log, ctx)
+        if self._endpoints.list(tenant.id, limit=1, after=0).total >= MAX_ENDPOINTS:
+            raise LimitReached(
+                f"a tenant may have at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
+            )
         secret_id = self._ids.new_id()
         endpoint = WebhookEndpoint.register(
             endpoint_id=self._ids.new_id(),

@@ -22,7 +22,7 @@ import standardwebhooks
 from adapters.system import RandomIds, SystemClock, SystemEntropy
 from application.event_log import EventLog
 from application.ports import WebhookSecrets, WebhookTargets
-from application.webhooks import CreateWebhook, WebhookCommands
+from application.webhooks import MAX_ENDPOINTS, CreateWebhook, WebhookCommands, WebhookReadModel
 from domain.webhook import PUBLIC_EVENT_TYPES, WebhookEndpoint, delivery_id
 from tests.api.problems import problem
 from tests.conftest import Api
@@ -716,6 +716,7 @@ def commands_with(api: Api, secrets: WatchedSecrets) -> WebhookCommands:
         SystemEntropy(),
         secrets,
         services.get(WebhookTargets),
+        services.get(WebhookReadModel),
     )
 
 
@@ -743,3 +744,26 @@ def test_a_secret_is_stored_before_the_event_that_names_it(api: Api) -> None:
     with pytest.raises(OSError, match="down"):
         down.rotate_secret(ctx, created.written.id)
     assert log.head() == head  # no event names a secret that was never stored
+
+
+def test_a_tenant_has_at_most_max_endpoints(private_webhook_api: Api) -> None:
+    """One event goes to every matching endpoint: the count is capped, per tenant."""
+    api = private_webhook_api
+    tenant_id = api.provision()["tenantId"]
+    auth = api.as_("customer-admin", tenant=tenant_id)
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["*"]}
+    made = [api.request("POST", "/webhooks", json=body, auth=auth) for _ in range(MAX_ENDPOINTS)]
+    assert {r.status_code for r in made} == {201}
+    head = api.services.log.head()
+    problem(api.request("POST", "/webhooks", json=body, auth=auth), 409, code="limit-reached")
+    assert api.services.log.head() == head
+    other = api.provision()["tenantId"]  # the cap is per tenant
+    assert (
+        api.request(
+            "POST", "/webhooks", json=body, auth=api.as_("customer-admin", tenant=other)
+        ).status_code
+        == 201
+    )
+    deleted = made[0].json()["webhookId"]
+    assert api.request("DELETE", f"/webhooks/{deleted}", auth=auth).status_code == 204
+    assert api.request("POST", "/webhooks", json=body, auth=auth).status_code == 201
