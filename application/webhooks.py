@@ -26,10 +26,10 @@ from application.ports import Clock, Entropy, IdGenerator, WebhookSecrets, Webho
 from application.queries import Document, Page, check_limit, decode_cursor
 from application.results import Written
 from application.tenancy import active_tenant
+from application.webhook_delivery import SECRET_PREFIX
 from domain.webhook import DELETED, PUBLIC_EVENT_TYPES, WebhookEndpoint, delivery_id
 
 PERMISSION = "webhook:manage"
-SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
 SECRET_BYTES = 24  # 192 bits, as Svix makes them
 # Endpoints per tenant: every event is sent to each matching one, so without a cap one write
 # could fan out into thousands of requests at whatever target a tenant names (Stripe caps at 16).

@@ -9,7 +9,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from application.api_keys import KeyHasher
-from application.ports import Clock
 from domain.api_key import KEY_LENGTH, format_key, key_id_of
 from tests.api.problems import problem
+from tests.apikeys.conftest import FakeClock
 from tests.conftest import Api
 from tests.e2e.processes import STORES, Server, environment, store_settings
 
@@ -29,26 +29,6 @@ PERSON = {
     "jobTitle": "Engineer",
     "employmentStartDate": "2026-01-05",
 }
-
-
-class FakeClock:
-    """The service's clock, moved by the test (expiry and grace periods without sleeping)."""
-
-    def __init__(self) -> None:
-        self.at = datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta: float) -> None:
-        self.at += timedelta(**delta)
-
-
-@pytest.fixture
-def clock(api: Api) -> FakeClock:
-    fake = FakeClock()
-    api.services.container.register(Clock, instance=fake)  # before anything resolves a clock
-    return fake
 
 
 class Tenant:

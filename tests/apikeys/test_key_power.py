@@ -17,26 +17,11 @@ from hypothesis import strategies as st
 from application.api_keys import ApiKeyAuthenticator, ApiKeyCommands, CreateApiKey, RotateApiKey
 from application.context import Context
 from application.errors import Forbidden
-from application.ports import Clock
 from domain.api_key import address_in, blocks_within, expiry
 from domain.errors import InvalidValue
 from tests.api.problems import problem
+from tests.apikeys.conftest import FakeClock
 from tests.conftest import Api
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.at = datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-
-@pytest.fixture
-def clock(api: Api) -> FakeClock:
-    fake = FakeClock()
-    api.services.container.register(Clock, instance=fake)  # before anything resolves a clock
-    return fake
 
 
 class Tenant:
