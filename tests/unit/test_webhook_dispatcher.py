@@ -4,6 +4,8 @@ and one attempt that cannot be recorded does not take the others down with it.""
 from __future__ import annotations
 
 import base64
+import itertools
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -126,3 +128,37 @@ def test_an_attempt_that_cannot_be_recorded_does_not_sink_the_others() -> None:
 
 def _ids(sender: Sender) -> set[UUID]:
     return {UUID(hex=msg_id.removeprefix("msg_")) for msg_id in sender.sent}
+
+
+def test_a_burst_of_wakes_costs_a_few_looks_not_one_each() -> None:
+    """Every write of the process wakes its dispatcher; each look is an outbox batch and a claim
+    (write transactions competing with the writes), so looks are kept min_look_seconds apart."""
+    looks: list[float] = []
+    running = Dispatcher(
+        Queue(0, bad=uuid.uuid4()),
+        Sender,
+        Secrets(),
+        log=None,  # type: ignore[arg-type]
+        clock=Clock(),
+        schedule=(1.0,),
+        prepare=lambda: looks.append(time.monotonic()),
+        poll_seconds=10.0,  # no polling inside the test's second: every look is a wake's
+        min_look_seconds=0.1,
+    )
+    running.start()
+    try:
+        deadline = time.monotonic() + 2
+        while not looks and time.monotonic() < deadline:  # the first look, at start
+            time.sleep(0.01)
+        begun = len(looks)
+        burst_end = time.monotonic() + 0.5
+        while time.monotonic() < burst_end:  # 500 wakes over half a second
+            running.wake()
+            time.sleep(0.001)
+        time.sleep(0.2)
+    finally:
+        running.stop()
+    woken = looks[begun:]
+    assert 1 <= len(woken) <= 8, f"{len(woken)} looks for a burst of wakes"
+    gaps = [b - a for a, b in itertools.pairwise(looks)]
+    assert min(gaps) >= 0.09
